@@ -1,0 +1,80 @@
+"""Classification metrics that tolerate missing classes (a client may lack some labels).
+
+Conventions (documented because clients rarely hold every class):
+- balanced accuracy: mean recall over the classes present in ``y_true`` (as scikit-learn).
+- macro-F1: mean F1 over the classes present in ``y_true`` or ``y_pred`` (as scikit-learn).
+- AUROC: one-vs-rest, macro mean over the classes that have both positives and negatives in
+  ``y_true``; ``nan`` when no class qualifies.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from sklearn.metrics import roc_auc_score
+
+__all__ = ["classification_metrics", "mean_metrics"]
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    z = logits - logits.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def classification_metrics(y_true: np.ndarray, logits: np.ndarray) -> dict[str, float]:
+    """Accuracy, balanced accuracy, macro-F1, AUROC (OvR) and cross-entropy from raw logits.
+
+    Args:
+        y_true: integer labels, shape ``(n,)``.
+        logits: unnormalised scores, shape ``(n, num_classes)``.
+
+    Returns:
+        ``{"accuracy", "balanced_accuracy", "macro_f1", "auroc", "loss", "n"}``; all ``nan``
+        (and ``n == 0``) for an empty split.
+    """
+    y_true = np.asarray(y_true, dtype=np.int64)
+    logits = np.asarray(logits, dtype=np.float64)
+    n = len(y_true)
+    if n == 0:
+        return {k: math.nan for k in ("accuracy", "balanced_accuracy", "macro_f1", "auroc", "loss")} | {"n": 0}
+    k = logits.shape[1]
+    y_pred = logits.argmax(axis=1)
+    cm = np.zeros((k, k), dtype=np.int64)
+    np.add.at(cm, (y_true, y_pred), 1)
+    tp = np.diag(cm).astype(np.float64)
+    support = cm.sum(axis=1).astype(np.float64)
+    predicted = cm.sum(axis=0).astype(np.float64)
+    present = support > 0
+    recall = np.divide(tp, support, out=np.zeros(k), where=support > 0)
+    precision = np.divide(tp, predicted, out=np.zeros(k), where=predicted > 0)
+    denom = precision + recall
+    f1 = np.divide(2 * precision * recall, denom, out=np.zeros(k), where=denom > 0)
+    f1_labels = present | (predicted > 0)
+    probs = _softmax(logits)
+    aucs = []
+    for c in range(k):
+        pos = y_true == c
+        if 0 < pos.sum() < n:
+            aucs.append(roc_auc_score(pos.astype(int), probs[:, c]))
+    log_p = logits - logits.max(axis=1, keepdims=True)
+    log_p = log_p - np.log(np.exp(log_p).sum(axis=1, keepdims=True))
+    return {
+        "accuracy": float(tp.sum() / n),
+        "balanced_accuracy": float(recall[present].mean()),
+        "macro_f1": float(f1[f1_labels].mean()),
+        "auroc": float(np.mean(aucs)) if aucs else math.nan,
+        "loss": float(-log_p[np.arange(n), y_true].mean()),
+        "n": n,
+    }
+
+
+def mean_metrics(per_client: list[dict[str, float]]) -> dict[str, float]:
+    """Unweighted mean over clients of each metric, ignoring ``nan`` (a client without AUROC)."""
+    out: dict[str, float] = {}
+    for key in ("accuracy", "balanced_accuracy", "macro_f1", "auroc", "loss"):
+        vals = [m[key] for m in per_client if not math.isnan(m[key])]
+        out[key] = float(np.mean(vals)) if vals else math.nan
+    out["n"] = sum(int(m["n"]) for m in per_client)
+    return out

@@ -1,0 +1,180 @@
+"""Models by name, and the body/head/BatchNorm split that algorithms reason about.
+
+Every model the runtime builds answers the same three timm calls: ``forward_features(x)``,
+``forward_head(x, pre_logits=...)`` and ``get_classifier()``. That is what lets one engine compute
+features and logits in a single forward pass (MOON needs the features, FedPer/FedRep need to know
+which state-dict keys are the head) whether the model is a timm network or the tiny CNN below.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import timm
+import torch
+from torch import Tensor, nn
+
+__all__ = [
+    "ModelInfo",
+    "TinyCNN",
+    "create_model",
+    "features",
+    "list_local_models",
+    "model_info",
+    "split_body_head",
+]
+
+_LOCAL_MODELS: dict[str, Callable[..., nn.Module]] = {}
+
+
+def _register_local(name: str) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
+    def deco(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+        _LOCAL_MODELS[name] = fn
+        return fn
+
+    return deco
+
+
+class TinyCNN(nn.Module):
+    """A three-block CNN with BatchNorm for fast CPU runs (about 25k parameters at width 16).
+
+    It has BatchNorm on purpose, so that FedBN has something to keep local, and follows timm's
+    ``forward_features`` / ``forward_head`` / ``get_classifier`` protocol.
+    """
+
+    def __init__(self, num_classes: int, in_chans: int = 3, width: int = 16) -> None:
+        super().__init__()
+        chans = [in_chans, width, 2 * width, 4 * width]
+        blocks: list[nn.Module] = []
+        for cin, cout in zip(chans[:-1], chans[1:]):
+            blocks += [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(), nn.MaxPool2d(2)]
+        self.body = nn.Sequential(*blocks)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.num_features = chans[-1]
+        self.head = nn.Linear(self.num_features, num_classes)
+
+    def forward_features(self, x: Tensor) -> Tensor:
+        return self.body(x)
+
+    def forward_head(self, x: Tensor, pre_logits: bool = False) -> Tensor:
+        x = self.pool(x).flatten(1)
+        return x if pre_logits else self.head(x)
+
+    def get_classifier(self) -> nn.Module:
+        return self.head
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.forward_head(self.forward_features(x))
+
+
+@_register_local("tiny_cnn")
+def _tiny_cnn(num_classes: int, in_chans: int = 3) -> nn.Module:
+    return TinyCNN(num_classes, in_chans)
+
+
+def list_local_models() -> list[str]:
+    """Names of the models defined here (every other name goes to ``timm``)."""
+    return sorted(_LOCAL_MODELS)
+
+
+def create_model(name: str, num_classes: int, in_chans: int = 3) -> nn.Module:
+    """Build a randomly initialised classifier by name.
+
+    Args:
+        name: ``"tiny_cnn"`` or any ``timm`` model name (``resnet18``, ``efficientnet_b0``,
+            ``mobilenetv3_small_100``, ...). Weights are never downloaded (``pretrained=False``).
+        num_classes: size of the label space.
+        in_chans: input channels (3 for RGB, 1 for grayscale).
+
+    Raises:
+        ValueError: the name is neither local nor known to timm.
+    """
+    if num_classes < 2:
+        raise ValueError(f"num_classes must be >= 2, got {num_classes}; a classifier needs two classes")
+    if name in _LOCAL_MODELS:
+        return _LOCAL_MODELS[name](num_classes=num_classes, in_chans=in_chans)
+    if not timm.is_model(name):
+        raise ValueError(
+            f"unknown model {name!r}: use one of {list_local_models()} or a timm name "
+            "(see timm.list_models(), e.g. 'resnet18', 'mobilenetv3_small_100')"
+        )
+    return timm.create_model(name, pretrained=False, num_classes=num_classes, in_chans=in_chans)
+
+
+def features(model: nn.Module, x: Tensor) -> tuple[Tensor, Tensor]:
+    """One forward pass returning ``(features, logits)``; features are the classifier's input."""
+    feats = model.forward_head(model.forward_features(x), pre_logits=True)
+    return feats, model.get_classifier()(feats)
+
+
+def _module_name(model: nn.Module, target: nn.Module) -> str:
+    for name, mod in model.named_modules():
+        if mod is target:
+            return name
+    raise ValueError("the model's get_classifier() is not one of its sub-modules")
+
+
+def split_body_head(model: nn.Module) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """State-dict keys of the body and of the head (the module ``get_classifier()`` returns)."""
+    prefix = _module_name(model, model.get_classifier()) + "."
+    keys = list(model.state_dict())
+    head = tuple(k for k in keys if k.startswith(prefix))
+    if not head:
+        raise ValueError(f"no state-dict key under the classifier prefix {prefix!r}")
+    return tuple(k for k in keys if not k.startswith(prefix)), head
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What algorithms may know about the model: names of state-dict keys by role.
+
+    Attributes:
+        state_keys: all state-dict keys, in order.
+        param_keys: keys of trainable parameters.
+        buffer_keys: keys of buffers (BatchNorm running statistics, counters).
+        body_keys: keys outside the classifier.
+        head_keys: keys of the classifier (``get_classifier()``).
+        bn_keys: keys of BatchNorm layers (weights, biases and running statistics).
+        num_classes: size of the label space.
+    """
+
+    state_keys: tuple[str, ...]
+    param_keys: tuple[str, ...]
+    buffer_keys: tuple[str, ...]
+    body_keys: tuple[str, ...]
+    head_keys: tuple[str, ...]
+    bn_keys: tuple[str, ...]
+    num_classes: int
+
+
+def model_info(model: nn.Module, num_classes: int) -> ModelInfo:
+    """Describe ``model``'s state-dict keys by role (see :class:`ModelInfo`)."""
+    body, head = split_body_head(model)
+    bn_prefixes = [
+        n + "." for n, m in model.named_modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)
+    ]
+    keys = tuple(model.state_dict())
+    params = {n for n, _ in model.named_parameters()}
+    return ModelInfo(
+        state_keys=keys,
+        param_keys=tuple(k for k in keys if k in params),
+        buffer_keys=tuple(k for k in keys if k not in params),
+        body_keys=body,
+        head_keys=head,
+        bn_keys=tuple(k for k in keys if any(k.startswith(p) for p in bn_prefixes)),
+        num_classes=num_classes,
+    )
+
+
+def clone_state(state: dict[str, Tensor]) -> dict[str, Tensor]:
+    """A detached copy of a state dict (tensors are cloned, so later in-place updates do not leak)."""
+    return {k: v.detach().clone() for k, v in state.items()}
+
+
+@torch.no_grad()
+def load_state(model: nn.Module, state: dict[str, Tensor]) -> None:
+    """Copy ``state`` into ``model`` in place (faster than ``load_state_dict``; keys may be a subset)."""
+    own = model.state_dict()
+    for k, v in state.items():
+        own[k].copy_(v)

@@ -1,0 +1,80 @@
+"""The typed outcome of a run."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from fl_core.config import RunConfig
+
+__all__ = ["RunResult"]
+
+
+@dataclass
+class RunResult:
+    """What :func:`fl_core.run` returns (and ``summary.json`` holds).
+
+    Metric dicts have keys ``accuracy, balanced_accuracy, macro_f1, auroc, loss, n``; "overall" is
+    computed on all clients' test splits pooled, "client_mean" is the unweighted mean over clients.
+
+    Attributes:
+        config: the run's configuration.
+        classes: label space (index -> class name).
+        client_names: client folder names, by client id.
+        rounds_completed: rounds trained (less than ``config.rounds`` after early stopping).
+        stopped_early: early stopping ended the run.
+        best_round: round with the best validation metric of the primary model.
+        primary_model: ``"global"`` or ``"personal"``: the model the algorithm is judged by.
+        global_metrics: last round's test metrics of the global model: ``overall``, ``client_mean``,
+            ``clients`` (list, by client id).
+        personal_metrics: same for each client's personalised model.
+        history: one record per round (as in ``history.jsonl``).
+        train_images, train_seconds: images processed and seconds spent in local training.
+        wall_seconds: seconds of this process's run (a resumed run counts only its own part).
+        resumed_from: the round the run resumed after (0 for a fresh run).
+        out_dir: where the reports are.
+        baselines: local-only and pooled results when requested.
+    """
+
+    config: RunConfig
+    classes: tuple[str, ...]
+    client_names: tuple[str, ...]
+    rounds_completed: int
+    stopped_early: bool
+    best_round: int
+    primary_model: str
+    global_metrics: dict[str, Any]
+    personal_metrics: dict[str, Any]
+    history: list[dict[str, Any]]
+    train_images: int
+    train_seconds: float
+    wall_seconds: float
+    resumed_from: int
+    out_dir: str
+    baselines: dict[str, Any] | None = field(default=None)
+
+    @property
+    def final(self) -> dict[str, float]:
+        """Pooled test metrics of the primary model after the last round."""
+        m = self.personal_metrics if self.primary_model == "personal" else self.global_metrics
+        return m["overall"]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able summary (without the per-round history)."""
+        return {
+            "config": self.config.to_dict(),
+            "classes": list(self.classes),
+            "client_names": list(self.client_names),
+            "rounds_completed": self.rounds_completed,
+            "stopped_early": self.stopped_early,
+            "best_round": self.best_round,
+            "primary_model": self.primary_model,
+            "final": self.final,
+            "global": self.global_metrics,
+            "personal": self.personal_metrics,
+            "train_images": self.train_images,
+            "train_seconds": self.train_seconds,
+            "wall_seconds": self.wall_seconds,
+            "resumed_from": self.resumed_from,
+            "baselines": self.baselines,
+        }
