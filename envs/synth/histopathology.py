@@ -1,0 +1,165 @@
+"""H&E-stained histology tiles (colorectal-style tissue classes).
+
+Each tile is drawn as haematoxylin (nuclei, blue-purple) and eosin (cytoplasm, fibres, pink)
+densities and turned into RGB with the Beer-Lambert law and reference stain vectors, exactly the
+model stain-normalisation methods assume, so ``ScannerStyle.stain`` can re-stain it per site. Class
+evidence is architecture and nuclear morphology: regular small glands (normal), larger but orderly
+glands (benign), crowded pleomorphic dark nuclei without order (tumour), sheets of small round
+lymphocytes, wavy pink fibres with spindle nuclei (stroma), empty fat cells with thin membranes.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.spatial import cKDTree
+
+from envs.synth.base import BaseRenderer
+from envs.synth.primitives import Array, Canvas, blur, grid, lerp, smooth_noise
+from envs.synth.style import HE_REFERENCE
+
+
+def _he_to_rgb(h: Array, e: Array) -> Array:
+    od = h[..., None] * HE_REFERENCE[0] + e[..., None] * HE_REFERENCE[1]
+    return np.exp(-od).astype(np.float32)
+
+
+def _nucleus(c: Canvas, x: float, y: float, rx: float, ry: float, ang: float, value: int, wobble: float,
+             rng: np.random.Generator) -> None:
+    t = np.linspace(0, 2 * np.pi, 10, endpoint=False)
+    r = 1 + wobble * rng.uniform(-1, 1, size=t.size)
+    px, py = rx * r * np.cos(t), ry * r * np.sin(t)
+    ca, sa = np.cos(ang), np.sin(ang)
+    c.polygon([(x + a * ca - b * sa, y + a * sa + b * ca) for a, b in zip(px, py)], value)
+
+
+class HistopathologyRenderer(BaseRenderer):
+    """Renderer for the histopathology modality (RGB, H&E)."""
+
+    modality = "histopathology"
+    default_difficulty = 0.5
+
+    def _background(self, rng, size: int, e_level: float) -> tuple[Array, Array]:
+        e = e_level * (1.0 + 0.25 * smooth_noise(rng, size, 10) + 0.15 * smooth_noise(rng, size, 40))
+        h = 0.04 * (1.0 + smooth_noise(rng, size, 20))
+        return np.clip(h, 0, None), np.clip(e, 0, None)
+
+    def _scatter_nuclei(self, rng, c: Canvas, n: int, r: tuple[float, float], elong: float = 1.2,
+                        value: tuple[int, int] = (150, 220), wobble: float = 0.1, where=None) -> None:
+        for _ in range(n):
+            x, y = rng.uniform(-1.05, 1.05, size=2)
+            if where is not None and not where(x, y):
+                continue
+            rr = rng.uniform(*r)
+            _nucleus(c, x, y, rr * rng.uniform(1.0, elong), rr, rng.uniform(0, np.pi),
+                     int(rng.integers(*value)), wobble, rng)
+
+    def _glands(self, rng, size: int, d: float, radius: float, jitter: float, nuc_r: float,
+                crowding: float) -> Array:
+        h, e = self._background(rng, size, 0.35)
+        lumen, epi = Canvas(size, 2), Canvas(size, 2)
+        nuc = Canvas(size, 2)
+        step = radius * 2.5
+        offs = rng.uniform(0, step, size=2)
+        centres = []
+        for i, gy in enumerate(np.arange(-1.2 + offs[1], 1.2, step * 0.87)):
+            for gx in np.arange(-1.2 + offs[0] + (i % 2) * step / 2, 1.2, step):
+                centres.append((gx + rng.normal(0, jitter * step), gy + rng.normal(0, jitter * step)))
+        for x, y in centres:
+            rx, ry = radius * rng.uniform(0.85, 1.15), radius * rng.uniform(0.7, 1.1)
+            epi.ellipse(x, y, rx, ry)
+            lumen.ellipse(x, y, rx * 0.55, ry * 0.55)
+            n = int(2 * np.pi * radius / (nuc_r * 2.2) * crowding)
+            for t in np.linspace(0, 2 * np.pi, n, endpoint=False) + rng.uniform(0, 1):
+                q = 0.8 + rng.normal(0, 0.04 * (1 + 3 * d))
+                _nucleus(nuc, x + rx * q * np.cos(t), y + ry * q * np.sin(t), nuc_r * 1.6, nuc_r,
+                         t, int(rng.integers(150, 210)), 0.1, rng)
+        self._scatter_nuclei(rng, nuc, int(120 * radius), (0.012, 0.018), value=(120, 190))
+        em, lm = epi.mask(0.5), lumen.mask(0.5)
+        e = e * (1 - em) + 0.28 * em
+        e = e * (1 - lm) + 0.03 * lm
+        h = h * (1 - lm) + 2.0 * nuc.mask(0.4)
+        return _he_to_rgb(h, e)
+
+    def _draw_normal(self, rng, size, d):
+        return self._glands(rng, size, d, rng.uniform(0.16, 0.2), lerp(0.08, 0.15, d), 0.017, 1.0)
+
+    def _draw_benign(self, rng, size, d):
+        return self._glands(rng, size, d, rng.uniform(lerp(0.3, 0.24, d), 0.34), lerp(0.08, 0.15, d), 0.02, 1.25)
+
+    def _draw_tumor(self, rng, size, d):
+        h, e = self._background(rng, size, 0.45)
+        nuc = Canvas(size, 2)
+        pleo = lerp(1.0, 0.6, d)
+        self._scatter_nuclei(rng, nuc, int(lerp(260, 180, d)), (0.02, 0.02 + 0.025 * pleo), elong=1.6,
+                             value=(170, 255), wobble=0.25 * pleo)
+        lum = Canvas(size, 2)  # ragged cribriform spaces
+        for _ in range(int(rng.integers(1, 5))):
+            x, y = rng.uniform(-0.8, 0.8, size=2)
+            _nucleus(lum, x, y, rng.uniform(0.04, 0.1), rng.uniform(0.03, 0.07), rng.uniform(0, 3), 255, 0.4, rng)
+        lm = lum.mask(0.5)
+        h = (h + 2.2 * nuc.mask(0.4)) * (1 - lm)
+        e = e * (1 - lm) + 0.03 * lm
+        return _he_to_rgb(h, e)
+
+    def _draw_lymphocytes(self, rng, size, d):
+        h, e = self._background(rng, size, 0.25)
+        nuc = Canvas(size, 2)
+        self._scatter_nuclei(rng, nuc, int(lerp(520, 380, d)), (0.016, 0.021), elong=1.08,
+                             value=(200, 255), wobble=0.05)
+        return _he_to_rgb(h + 2.2 * nuc.mask(0.3), e)
+
+    def _draw_stroma(self, rng, size, d):
+        yy, xx = grid(size)
+        ang = rng.uniform(0, np.pi)
+        u = xx * np.cos(ang) + yy * np.sin(ang) + 0.15 * smooth_noise(rng, size, 4)
+        fibres = 0.5 + 0.5 * np.sin(u * rng.uniform(35, 55) + 1.5 * smooth_noise(rng, size, 6))
+        h, e = self._background(rng, size, 0.45)
+        e = e * (0.55 + 0.6 * fibres)
+        nuc = Canvas(size, 2)
+        for _ in range(int(rng.integers(15, 35))):
+            x, y = rng.uniform(-1, 1, size=2)
+            _nucleus(nuc, x, y, 0.05, 0.011, ang + rng.normal(0, 0.2), int(rng.integers(150, 220)), 0.05, rng)
+        return _he_to_rgb(h + 1.8 * nuc.mask(0.4), e)
+
+    def _draw_adipose(self, rng, size, d):
+        yy, xx = grid(size)
+        pts = rng.uniform(-1.3, 1.3, size=(int(rng.integers(12, 28)), 2))
+        dist, _ = cKDTree(pts).query(np.stack([xx.ravel(), yy.ravel()], 1), k=2)
+        gap = (dist[:, 1] - dist[:, 0]).reshape(size, size)
+        membrane = np.clip(1 - gap / 0.025, 0, 1)
+        h, e = self._background(rng, size, 0.05)
+        e = 0.03 + 0.45 * membrane * (0.8 + 0.2 * smooth_noise(rng, size, 20))
+        nuc = Canvas(size, 2)
+        for _ in range(int(rng.integers(0, 5))):
+            i = int(rng.integers(len(pts)))
+            _nucleus(nuc, pts[i, 0] + 0.1, pts[i, 1], 0.03, 0.012, rng.uniform(0, 3), 200, 0.05, rng)
+        return _he_to_rgb(0.02 + 1.6 * nuc.mask(0.4) * membrane.clip(0.3, 1), e)
+
+    def _draw_other(self, rng, size, d):
+        """Necrotic debris: granular pink with karyorrhectic nuclear dust and ghost cells."""
+        h, e = self._background(rng, size, 0.4)
+        e = e * (0.7 + 0.3 * np.clip(smooth_noise(rng, size, 50), -1, 1))
+        dust = Canvas(size, 2)
+        self._scatter_nuclei(rng, dust, 250, (0.004, 0.008), value=(150, 255), wobble=0.3)
+        ghosts = Canvas(size, 2)
+        self._scatter_nuclei(rng, ghosts, 40, (0.03, 0.05), value=(40, 80), wobble=0.2)
+        return _he_to_rgb(h + 2.0 * dust.mask(0.3) + 0.6 * ghosts.mask(0.8), e)
+
+    def render_other_anatomy(self, rng: np.random.Generator, size: int):
+        """A peripheral blood smear: pink red cells with central pallor, the odd purple leucocyte."""
+        bg = np.full((size, size, 3), 0.93, np.float32)
+        bg[..., 2] = 0.9
+        rbc, pallor, wbc = Canvas(size, 2), Canvas(size, 2), Canvas(size, 2)
+        for _ in range(int(rng.integers(40, 70))):
+            x, y = rng.uniform(-1, 1, size=2)
+            r = rng.uniform(0.07, 0.09)
+            rbc.ellipse(x, y, r, r * rng.uniform(0.9, 1))
+            pallor.ellipse(x, y, r * 0.4, r * 0.4)
+        for _ in range(int(rng.integers(0, 3))):
+            x, y = rng.uniform(-0.7, 0.7, size=2)
+            for _ in range(3):
+                wbc.ellipse(x + rng.normal(0, 0.03), y + rng.normal(0, 0.03), 0.05, 0.04)
+        m = rbc.mask(0.6) - 0.5 * pallor.mask(1.0)
+        img = bg + m[..., None] * (np.array([0.88, 0.55, 0.6], np.float32) - bg)
+        img = img + wbc.mask(0.5)[..., None] * (np.array([0.4, 0.25, 0.6], np.float32) - img)
+        return self._finish(blur(img, 0.4))
