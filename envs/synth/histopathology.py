@@ -23,13 +23,28 @@ def _he_to_rgb(h: Array, e: Array) -> Array:
     return np.exp(-od).astype(np.float32)
 
 
+def _nuclei(c: Canvas, rng: np.random.Generator, x: Array, y: Array, rx: Array, ry: Array, ang: Array,
+            value: Array, wobble: float) -> None:
+    """Draw many wobbly, rotated ellipses at once (all randomness drawn in one batch)."""
+    n = len(x)
+    if n == 0:
+        return
+    t = np.linspace(0, 2 * np.pi, 10, endpoint=False)
+    r = 1 + wobble * rng.uniform(-1, 1, size=(n, t.size))
+    px, py = rx[:, None] * r * np.cos(t), ry[:, None] * r * np.sin(t)
+    ca, sa = np.cos(ang)[:, None], np.sin(ang)[:, None]
+    scale = c.size * c.ss * 0.5
+    qx = (x[:, None] + px * ca - py * sa + 1.0) * scale
+    qy = (y[:, None] + px * sa + py * ca + 1.0) * scale
+    pts = np.stack([qx, qy], axis=2).tolist()
+    for poly, v in zip(pts, np.asarray(value, dtype=int).tolist()):
+        c.draw.polygon([tuple(p) for p in poly], fill=v)
+
+
 def _nucleus(c: Canvas, x: float, y: float, rx: float, ry: float, ang: float, value: int, wobble: float,
              rng: np.random.Generator) -> None:
-    t = np.linspace(0, 2 * np.pi, 10, endpoint=False)
-    r = 1 + wobble * rng.uniform(-1, 1, size=t.size)
-    px, py = rx * r * np.cos(t), ry * r * np.sin(t)
-    ca, sa = np.cos(ang), np.sin(ang)
-    c.polygon([(x + a * ca - b * sa, y + a * sa + b * ca) for a, b in zip(px, py)], value)
+    _nuclei(c, rng, np.array([x]), np.array([y]), np.array([rx]), np.array([ry]), np.array([ang]),
+            np.array([value]), wobble)
 
 
 class HistopathologyRenderer(BaseRenderer):
@@ -45,13 +60,13 @@ class HistopathologyRenderer(BaseRenderer):
 
     def _scatter_nuclei(self, rng, c: Canvas, n: int, r: tuple[float, float], elong: float = 1.2,
                         value: tuple[int, int] = (150, 220), wobble: float = 0.1, where=None) -> None:
-        for _ in range(n):
-            x, y = rng.uniform(-1.05, 1.05, size=2)
-            if where is not None and not where(x, y):
-                continue
-            rr = rng.uniform(*r)
-            _nucleus(c, x, y, rr * rng.uniform(1.0, elong), rr, rng.uniform(0, np.pi),
-                     int(rng.integers(*value)), wobble, rng)
+        x, y = rng.uniform(-1.05, 1.05, size=(2, n))
+        if where is not None:
+            keep = np.array([bool(where(a, b)) for a, b in zip(x, y)], dtype=bool)
+            x, y = x[keep], y[keep]
+        rr = rng.uniform(*r, size=len(x))
+        rx = rr * rng.uniform(1.0, elong, size=len(x))
+        _nuclei(c, rng, x, y, rx, rr, rng.uniform(0, np.pi, size=len(x)), rng.integers(*value, size=len(x)), wobble)
 
     def _glands(self, rng, size: int, d: float, radius: float, jitter: float, nuc_r: float,
                 crowding: float) -> Array:
@@ -69,10 +84,10 @@ class HistopathologyRenderer(BaseRenderer):
             epi.ellipse(x, y, rx, ry)
             lumen.ellipse(x, y, rx * 0.55, ry * 0.55)
             n = int(2 * np.pi * radius / (nuc_r * 2.2) * crowding)
-            for t in np.linspace(0, 2 * np.pi, n, endpoint=False) + rng.uniform(0, 1):
-                q = 0.8 + rng.normal(0, 0.04 * (1 + 3 * d))
-                _nucleus(nuc, x + rx * q * np.cos(t), y + ry * q * np.sin(t), nuc_r * 1.6, nuc_r,
-                         t, int(rng.integers(150, 210)), 0.1, rng)
+            t = np.linspace(0, 2 * np.pi, n, endpoint=False) + rng.uniform(0, 1)
+            q = 0.8 + rng.normal(0, 0.04 * (1 + 3 * d), size=n)
+            _nuclei(nuc, rng, x + rx * q * np.cos(t), y + ry * q * np.sin(t), np.full(n, nuc_r * 1.6),
+                    np.full(n, nuc_r), t, rng.integers(150, 210, size=n), 0.1)
         self._scatter_nuclei(rng, nuc, int(120 * radius), (0.012, 0.018), value=(120, 190))
         em, lm = epi.mask(0.5), lumen.mask(0.5)
         e = e * (1 - em) + 0.28 * em
