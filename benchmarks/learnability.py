@@ -17,7 +17,7 @@ from envs.synth import DEFAULT_DIFFICULTY
 from envs.synth.learnability import learnability
 
 #: Images per class and epochs for about one minute per modality on one CPU core.
-BUDGET: dict[str, tuple[int, int]] = {m: (max(120, 900 // len(CONCEPTS[m])), 8) for m in MODALITIES}
+BUDGET: dict[str, tuple[int, int]] = {m: (max(200, 1500 // len(CONCEPTS[m])), 8) for m in MODALITIES}
 
 
 def main() -> None:

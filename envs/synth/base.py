@@ -70,7 +70,11 @@ class BaseRenderer:
             raise ValueError(f"difficulty must lie in [0, 1], got {d}")
         name = "other" if concept is None else concept
         out = getattr(self, f"_draw_{name}")(rng, size, d)
-        return self._finish(out)
+        return self._finish(self._post(out, concept, rng, size, d))
+
+    def _post(self, out, concept: str | None, rng: np.random.Generator, size: int, d: float):
+        """Hook applied after drawing (e.g. mixing in other tissue); identity by default."""
+        return out
 
     def _finish(self, out: np.ndarray | Image.Image) -> Image.Image:
         from envs.synth.primitives import to_image

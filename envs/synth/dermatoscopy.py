@@ -16,6 +16,11 @@ from envs.synth.base import BaseRenderer
 from envs.synth.primitives import Array, Canvas, blur, disc, grid, lerp, radial_blob, random_walk, smooth_noise
 
 
+def _evidence(d: float) -> float:
+    """Opacity of the class-specific structures: obvious at difficulty 0, faint at 1."""
+    return lerp(1.0, 0.12, d)
+
+
 class DermatoscopyRenderer(BaseRenderer):
     """Renderer for the dermatoscopy modality (RGB)."""
 
@@ -77,7 +82,7 @@ class DermatoscopyRenderer(BaseRenderer):
     # ----------------------------------------------------------------- the concepts
     def _draw_nevus(self, rng, size, d):
         img = self._skin(rng, size)
-        m, _ = self._lesion(rng, size, d, irregular=lerp(0.02, 0.1, d))
+        m, _ = self._lesion(rng, size, d, irregular=lerp(0.02, 0.2, d))
         brown = np.array([0.5, 0.3, 0.18], np.float32) * rng.uniform(0.8, 1.15)
         img = self._paint(img, m, brown, 0.9)
         net = self._network(rng, size, rng.uniform(0.06, 0.1), regular=True) * m
@@ -86,20 +91,21 @@ class DermatoscopyRenderer(BaseRenderer):
 
     def _draw_melanoma(self, rng, size, d):
         img = self._skin(rng, size)
-        m, geom = self._lesion(rng, size, d, irregular=lerp(0.45, 0.2, d))
+        m, geom = self._lesion(rng, size, d, irregular=lerp(0.45, 0.15, d))
+        ev = _evidence(d)
         img = self._paint(img, m, np.array([0.45, 0.28, 0.17], np.float32) * rng.uniform(0.85, 1.1), 0.92)
         zones = smooth_noise(rng, size, 5)
         dark = np.clip((zones - 0.3) * 3, 0, 1) * m
-        img = self._paint(img, dark, (0.16, 0.09, 0.07), 0.9)
+        img = self._paint(img, dark, (0.16, 0.09, 0.07), 0.9 * ev)
         light = np.clip((-zones - 0.5) * 3, 0, 1) * m
-        img = self._paint(img, light, (0.7, 0.52, 0.4), 0.8)
+        img = self._paint(img, light, (0.7, 0.52, 0.4), 0.8 * ev)
         veil = radial_blob(rng, size, (geom[0][0] + rng.uniform(-0.2, 0.2), geom[0][1] + rng.uniform(-0.2, 0.2)),
                            geom[1] * rng.uniform(0.3, 0.55), irregularity=0.3, edge=0.08) * m
-        img = self._paint(img, veil, (0.55, 0.6, 0.72), lerp(0.85, 0.55, d))
+        img = self._paint(img, veil, (0.55, 0.6, 0.72), 0.85 * ev)
         net = self._network(rng, size, rng.uniform(0.05, 0.09), regular=False) * m
         img = self._paint(img, blur(net, 0.5), (0.12, 0.07, 0.05), 0.4)
         img = self._paint(img, self._dots(rng, size, geom, int(rng.integers(5, 15)), (0.01, 0.02), 1.05),
-                          (0.1, 0.06, 0.05), 0.8)
+                          (0.1, 0.06, 0.05), 0.8 * ev)
         return self._frame(rng, img, size)
 
     def _draw_basal_cell_carcinoma(self, rng, size, d):
@@ -116,9 +122,9 @@ class DermatoscopyRenderer(BaseRenderer):
             for p in trunk[1:-1]:
                 c.line(random_walk(rng, p, head + rng.choice([-1, 1]) * rng.uniform(0.5, 1.2), 3, r * 0.08, 0.4),
                        0.007)
-        img = self._paint(img, c.mask(0.3) * m, (0.75, 0.08, 0.12), lerp(0.95, 0.6, d))
+        img = self._paint(img, c.mask(0.3) * m, (0.75, 0.08, 0.12), 0.95 * _evidence(d))
         nests = self._dots(rng, size, geom, int(rng.integers(0, 5)), (0.025, 0.05), 0.7)
-        img = self._paint(img, blur(nests, 1.0), (0.35, 0.38, 0.5), 0.7)
+        img = self._paint(img, blur(nests, 1.0), (0.35, 0.38, 0.5), 0.7 * _evidence(d))
         return self._frame(rng, img, size)
 
     def _draw_benign_keratosis(self, rng, size, d):
@@ -127,11 +133,11 @@ class DermatoscopyRenderer(BaseRenderer):
         tan = np.array([0.62, 0.44, 0.28], np.float32) * rng.uniform(0.8, 1.1)
         waxy = 1.0 + 0.12 * smooth_noise(rng, size, 14)
         img = img + (0.92 * m)[..., None] * (tan * waxy[..., None] - img)
-        k = lerp(1.0, 0.55, d)
+        k, ev = lerp(1.0, 0.55, d), _evidence(d)
         img = self._paint(img, self._dots(rng, size, geom, int(rng.integers(6, 14) * k), (0.014, 0.026)),
-                          (0.97, 0.95, 0.85), 0.9)  # milia-like cysts
+                          (0.97, 0.95, 0.85), 0.9 * ev)  # milia-like cysts
         img = self._paint(img, self._dots(rng, size, geom, int(rng.integers(5, 12) * k), (0.012, 0.022)),
-                          (0.2, 0.13, 0.08), 0.9)  # comedo-like openings
+                          (0.2, 0.13, 0.08), 0.9 * ev)  # comedo-like openings
         return self._frame(rng, img, size)
 
     def _draw_actinic_keratosis(self, rng, size, d):
@@ -140,9 +146,9 @@ class DermatoscopyRenderer(BaseRenderer):
         img = self._paint(img, blur(m, 2.0), (0.86, 0.45, 0.42), 0.85)  # erythema, ill-defined
         k = lerp(1.0, 0.6, d)
         foll = self._dots(rng, size, geom, int(rng.integers(20, 40) * k), (0.012, 0.02), 0.95)
-        img = self._paint(img, foll, (0.97, 0.9, 0.8), 0.85)  # strawberry: white follicles on red
+        img = self._paint(img, foll, (0.97, 0.9, 0.8), 0.85 * _evidence(d))  # strawberry: white follicles on red
         scale = np.clip(smooth_noise(rng, size, 12) - 0.8, 0, 1) * m
-        img = self._paint(img, np.clip(scale * 3, 0, 1), (0.95, 0.93, 0.88), 0.7)
+        img = self._paint(img, np.clip(scale * 3, 0, 1), (0.95, 0.93, 0.88), 0.7 * _evidence(d))
         return self._frame(rng, img, size)
 
     def _draw_vascular_lesion(self, rng, size, d):
@@ -156,7 +162,7 @@ class DermatoscopyRenderer(BaseRenderer):
             rr = r * rng.uniform(0.15, 0.3)
             lac.ellipse(cx + q * np.cos(a), cy + q * np.sin(a), rr, rr * rng.uniform(0.7, 1.0))
         colour = (0.62, 0.08, 0.18) if rng.random() < 0.6 else (0.42, 0.1, 0.3)
-        img = self._paint(img, lac.mask(0.6) * m, colour, lerp(0.95, 0.7, d))
+        img = self._paint(img, lac.mask(0.6) * m, colour, 0.95 * _evidence(d))
         return self._frame(rng, img, size)
 
     def _draw_other(self, rng, size, d):

@@ -57,12 +57,12 @@ class FundusRenderer(BaseRenderer):
                 curl = (0.06 if temporal else 0.02) * vert * side
                 self._vessel(rng, canvas, dc, float(head), 0.024, curl, depth=0)
         vmask = canvas.mask(blur_px=0.4)
-        dr = rng.uniform(0.085, 0.1)
+        dr = rng.uniform(0.1, 0.12)
         dmask = disc(size, dc, dr, edge=0.03)
         cup = disc(size, (dc[0] + side * 0.01, dc[1]), dr * cdr, edge=0.02)
-        img += dmask[..., None] * (np.array([0.98, 0.72, 0.45], dtype=np.float32) - img)
+        img += dmask[..., None] * (np.array([0.95, 0.6, 0.38], dtype=np.float32) - img)
         img += cup[..., None] * (np.array([1.0, 0.93, 0.78], dtype=np.float32) - img)
-        img += 0.85 * vmask[..., None] * (VESSEL - img)
+        img += 0.8 * vmask[..., None] * (VESSEL - img)
         info = {"disc": dc, "macula": mc, "side": side, "disc_r": dr, "d": d}
         if rng.random() < 0.5 * d + 0.15:  # camera reflexes: distractors for every class
             for _ in range(int(rng.integers(1, 4))):

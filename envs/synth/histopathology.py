@@ -95,6 +95,19 @@ class HistopathologyRenderer(BaseRenderer):
         h = h * (1 - lm) + 2.0 * nuc.mask(0.4)
         return _he_to_rgb(h, e)
 
+    def _post(self, out, concept, rng, size, d):
+        """Mix in a patch of another tissue: real tiles are rarely pure, and the share grows with
+        difficulty (up to 45% of the tile at difficulty 1), so the label is the dominant tissue."""
+        share = 0.45 * d
+        if concept is None or share < 0.02:
+            return out
+        others = [c for c in self.concepts if c != concept]
+        other = getattr(self, f"_draw_{others[int(rng.integers(len(others)))]}")(rng, size, d * 0.5)
+        field = smooth_noise(rng, size, 3)
+        cut = np.quantile(field, 1.0 - share * rng.uniform(0.6, 1.0))
+        m = blur((field > cut).astype(np.float32), 1.0)[..., None]
+        return out * (1 - m) + other * m
+
     def _draw_normal(self, rng, size, d):
         return self._glands(rng, size, d, rng.uniform(0.16, 0.2), lerp(0.08, 0.15, d), 0.017, 1.0)
 

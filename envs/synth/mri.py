@@ -73,8 +73,8 @@ class MRIRenderer(BaseRenderer):
         img, brain, g = self._head(rng, size)
         s = rng.choice([-1.0, 1.0])
         c = self._at(g, s * rng.uniform(0.3, 0.5), rng.uniform(-0.4, 0.4))
-        rad = rng.uniform(0.12, 0.2) * lerp(1, 0.7, d)
-        a = lerp(1.0, 0.55, d)
+        rad = rng.uniform(0.12, 0.2) * lerp(1, 0.55, d)
+        a = lerp(1.0, 0.12, d)
         oedema = radial_blob(rng, size, c, rad * rng.uniform(1.6, 2.1), irregularity=0.45, harmonics=6, edge=0.08)
         mass = radial_blob(rng, size, c, rad, irregularity=0.35, harmonics=5, edge=0.03)
         core = radial_blob(rng, size, c, rad * 0.6, irregularity=0.3, edge=0.03)
@@ -85,23 +85,23 @@ class MRIRenderer(BaseRenderer):
     def _draw_meningioma(self, rng, size, d):
         img, brain, g = self._head(rng, size)
         ang = rng.uniform(-np.pi, np.pi)
-        rad = rng.uniform(0.1, 0.17) * lerp(1, 0.7, d)
+        rad = rng.uniform(0.1, 0.17) * lerp(1, 0.55, d)
         q = g["edge"] - 0.6 * rad / min(g["rx"], g["ry"])
         c = self._at(g, q * np.cos(ang), q * np.sin(ang))
         mass = radial_blob(rng, size, c, rad, irregularity=0.04, edge=0.02)
         tail = Canvas(size, 2)
         e = g["edge"] * 0.98
         tail.line([self._at(g, e * np.cos(t), e * np.sin(t)) for t in np.linspace(ang - 0.35, ang + 0.35, 8)], 0.012)
-        a = lerp(1.0, 0.55, d)
+        a = lerp(1.0, 0.12, d)
         img = img + a * (0.4 * mass + 0.25 * tail.mask(0.5) * (1 - mass)) * np.maximum(brain, mass)
         return self._finish_mr(rng, img)
 
     def _draw_pituitary(self, rng, size, d):
         img, brain, g = self._head(rng, size)
         c = self._at(g, rng.normal(0, 0.03), rng.uniform(0.35, 0.5))
-        rad = rng.uniform(0.06, 0.1) * lerp(1, 0.75, d)
+        rad = rng.uniform(0.06, 0.1) * lerp(1, 0.6, d)
         mass = radial_blob(rng, size, c, rad, irregularity=0.1, aspect=rng.uniform(0.8, 1.2), edge=0.02)
-        img = img + lerp(1.0, 0.55, d) * 0.42 * mass
+        img = img + lerp(1.0, 0.12, d) * 0.42 * mass
         return self._finish_mr(rng, img)
 
     def _draw_other(self, rng, size, d):

@@ -38,8 +38,8 @@ class XrayRenderer(BaseRenderer):
             dome = 0.42 - 0.25 * np.clip(1 - ((x - cx * 1.05) / 0.32) ** 2, 0, 1) + (0.08 if s > 0 else 0.0)
             lung *= np.clip((dome - y) / 0.04, 0, 1)
             lungs = np.maximum(lungs, lung)
-        heart = radial_blob(rng, size, (ox + 0.1 * w, oy + 0.28), 0.26 * heart_scale * w, irregularity=0.05,
-                            aspect=0.8, edge=0.06)
+        heart = radial_blob(rng, size, (ox + 0.1 * w, oy + 0.22), 0.3 * heart_scale * w, irregularity=0.05,
+                            aspect=0.75, angle=-0.3, edge=0.08)
         spine = np.clip((0.09 - np.abs(x)) / 0.03, 0, 1) * (y > -0.9)
         lungs = lungs * (1 - heart) * (1 - spine)
         img = img - 0.38 * lungs
@@ -54,8 +54,8 @@ class XrayRenderer(BaseRenderer):
                 c.line(pts, 0.028)
             c.line([(ox + s * 0.08, oy - 0.6), (ox + s * 0.45 * w, oy - 0.72), (ox + s * 0.7 * w, oy - 0.68)], 0.035)
         ribs = c.mask(0.8)
-        img = img + 0.12 * ribs * body
-        img = img + 0.25 * spine + 0.3 * heart * (1 - spine)
+        img = img + 0.09 * ribs * body
+        img = img + 0.12 * spine + 0.2 * heart * (1 - spine)
         return img, lungs, geo
 
     def _finish_cxr(self, rng, img: Array) -> Array:
@@ -119,10 +119,12 @@ class XrayRenderer(BaseRenderer):
         yy, xx = grid(size)
         s = rng.choice([-1.0, 1.0])
         lat = g["ox"] + s * 0.7 * g["w"]
-        level = g["oy"] + rng.uniform(0.05, 0.3) + 0.15 * d
-        meniscus = level + 0.5 * np.abs(xx - lat) ** 1.5
-        fluid = np.clip((yy - meniscus) / 0.05, 0, 1) * (xx * s > 0.05)
-        img = img + 0.4 * self._alpha(d) * fluid * (lungs > 0.02) + 0.05 * fluid * (lungs > 0.02)
+        level = g["oy"] + rng.uniform(-0.05, 0.2) + 0.15 * d
+        meniscus = level + 0.6 * np.abs(xx - lat) ** 1.5  # fluid climbs the lateral chest wall
+        hemi = np.clip((1 - ((xx - g["ox"] - s * 0.38) / 0.33) ** 2 - ((yy - g["oy"] + 0.05) / 0.66) ** 2) / 0.1, 0, 1)
+        fluid = np.clip((yy - meniscus) / 0.04, 0, 1) * hemi * (xx * s > g["ox"] * s + 0.1)
+        fluid = np.maximum(fluid * (lungs > 0.02), fluid * (yy > g["oy"] + 0.3))  # hides the diaphragm angle
+        img = img + self._alpha(d) * fluid * (0.5 - img).clip(0, None)
         return self._finish_cxr(rng, img)
 
     def _draw_other(self, rng, size, d):

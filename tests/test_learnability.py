@@ -1,0 +1,51 @@
+"""The synthetic classes are learnable: a small CNN beats chance by a wide margin per modality.
+
+A reduced version of ``benchmarks/learnability.py`` (fewer images and epochs, ~10-20 s each) at the
+modality's DEFAULT_DIFFICULTY over ALL its concepts, with per-site scanner styles.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from envs.concepts import CONCEPTS, MODALITIES
+from envs.synth.learnability import SmallCNN, balanced_accuracy, learnability, render_dataset
+
+#: (images per class, epochs) for the test: smaller than the benchmark's one-minute budget.
+TEST_BUDGET: dict[str, tuple[int, int]] = {m: (max(60, 360 // len(CONCEPTS[m])), 6) for m in MODALITIES}
+
+
+def test_balanced_accuracy_is_mean_recall() -> None:
+    y = np.array([0, 0, 0, 1])
+    assert balanced_accuracy(y, np.array([0, 0, 0, 0]), 2) == pytest.approx(0.5)
+    assert balanced_accuracy(y, np.array([0, 0, 1, 1]), 2) == pytest.approx((2 / 3 + 1) / 2)
+
+
+def test_render_dataset_is_balanced_and_deterministic() -> None:
+    x, y, sites = render_dataset("ultrasound", 4, size=32, seed=3, n_sites=2)
+    assert x.shape == (12, 1, 32, 32) and x.dtype == np.uint8
+    assert np.bincount(y).tolist() == [4, 4, 4]
+    assert set(sites.tolist()) <= {0, 1}
+    x2, _, _ = render_dataset("ultrasound", 4, size=32, seed=3, n_sites=2)
+    assert np.array_equal(x, x2)
+
+
+def test_small_cnn_outputs_logits_per_class() -> None:
+    import torch
+
+    out = SmallCNN(3, 7)(torch.zeros(2, 3, 64, 64))
+    assert out.shape == (2, 7)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("modality", MODALITIES)
+def test_modality_is_learnable_well_above_chance(modality: str) -> None:
+    n, epochs = TEST_BUDGET[modality]
+    result = learnability(modality, n_per_class=n, epochs=epochs, seed=0, threads=1)
+    floor = max(0.6, 1.0 / len(CONCEPTS[modality]) + 0.25)
+    assert result.n_test > 0 and result.n_train > result.n_test
+    assert result.balanced_accuracy >= floor, (
+        f"{modality}: balanced accuracy {result.balanced_accuracy:.3f} < {floor:.2f}; lower "
+        f"DEFAULT_DIFFICULTY[{modality!r}] or strengthen the class evidence in envs/synth/{modality}.py"
+    )
