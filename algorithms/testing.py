@@ -28,6 +28,7 @@ __all__ = [
     "dummy_federation",
     "dummy_info",
     "dummy_state",
+    "initial_state",
     "run_engine",
 ]
 
@@ -61,6 +62,14 @@ def dummy_state(seed: int, num_classes: int = 3) -> StateDict:
     return clone_state(create_model("tiny_cnn", num_classes).state_dict())
 
 
+def initial_state(data: FederatedData, seed: int = 0, model: str = "tiny_cnn") -> StateDict:
+    """The global weights an engine run with this seed starts from (before round 1)."""
+    from fl_core.training import derive_seed
+
+    torch.manual_seed(derive_seed(seed, 0))
+    return clone_state(create_model(model, data.num_classes).state_dict())
+
+
 def run_engine(algo: FLAlgorithm, data: FederatedData, rounds: int = 1, seed: int = 0,
                **overrides: Any) -> tuple[Any, Any]:
     """Run the in-process engine on in-memory data in a throw-away folder; returns (engine, result)."""
@@ -71,9 +80,11 @@ def run_engine(algo: FLAlgorithm, data: FederatedData, rounds: int = 1, seed: in
         for c in data.clients:
             (Path(tmp) / c.name).mkdir()
             dirs.append(str(Path(tmp) / c.name))
-        cfg = RunConfig(data_dirs=tuple(dirs), algorithm=algo.name, algorithm_params=algo.get_params(),
-                        rounds=rounds, batch_size=8, lr=0.05, seed=seed, out_dir=str(Path(tmp) / "out"),
-                        progress=False, image_size=data.clients[0].train.x.shape[-1], **overrides)
+        settings: dict[str, Any] = dict(
+            data_dirs=tuple(dirs), algorithm=algo.name, algorithm_params=algo.get_params(), rounds=rounds,
+            batch_size=8, lr=0.05, seed=seed, out_dir=str(Path(tmp) / "out"), progress=False,
+            image_size=data.clients[0].train.x.shape[-1])
+        cfg = RunConfig(**{**settings, **overrides})
         engine = Engine(cfg, data, copy.deepcopy(algo))
         return engine, engine.run()
 
