@@ -17,8 +17,11 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/fedagentbench envs build dermatoscopy --out $(OUT)/env --seed 0
+	$(BIN)/fedagentbench envs build dermatoscopy --out $(OUT)/env --seed 0 --force
 	$(BIN)/fedagentbench envs show $(OUT)/env
+	$(BIN)/python -m envs.oracle $(OUT)/env derm-binary-cancer $(OUT)/prepared --size 64
+	$(BIN)/fedagentbench train --data $(OUT)/prepared/* --algorithm fedavg --rounds 5 --baselines \
+		--threads $(TORCH_THREADS) --out $(OUT)/train --no-resume --quiet
 
 test: $(STAMP)
 	OMP_NUM_THREADS=$(TORCH_THREADS) $(BIN)/python -m pytest -q
