@@ -194,6 +194,7 @@ class Engine:
         for rnd in bar:
             if self.best["stopped"]:
                 break
+            t_round = time.perf_counter()
             sampled = tuple(sample_clients(len(self.data.clients), cfg.fraction_fit, cfg.min_clients, cfg.seed, rnd))
             server = self._server(rnd, sampled)
             updates, stats = [], PhaseStats()
@@ -211,6 +212,7 @@ class Engine:
             self.history.append({
                 "round": rnd, "sampled": list(sampled), "train_loss": stats.mean_loss,
                 "train_images": stats.images, "train_seconds": stats.seconds,
+                "round_seconds": t_eval - t_round,
                 "eval_seconds": time.perf_counter() - t_eval, "val_metric": value,
                 "global": ev["global"]["test"], "personal": ev["personal"]["test"],
             })

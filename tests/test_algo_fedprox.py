@@ -40,5 +40,5 @@ def test_proximal_term_value():
         global_state = {"weight": torch.tensor([[0.0, 1.0]])}
 
     base = torch.tensor(2.0)
-    out = algo.local_loss(Ctx(), model, None, None, None, None, base)
-    assert float(out) == 2.0 + 0.25 * (1.0 + 4.0)
+    out = algo.local_loss(Ctx(), model, None, None, None, None, base).detach()
+    assert out.item() == 2.0 + 0.25 * (1.0 + 4.0)
