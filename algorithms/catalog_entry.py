@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["Category", "CatalogEntry"]
+__all__ = ["CatalogEntry", "Category"]
 
 Category = Literal["generic", "label_skew", "feature_skew", "personalised", "domain_generalisation"]
 

@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 from algorithms.base import FLAlgorithm
 
-__all__ = ["all_algorithms", "algorithm_modules", "get_algorithm", "list_algorithms", "register"]
+__all__ = ["algorithm_modules", "all_algorithms", "get_algorithm", "list_algorithms", "register"]
 
 #: Modules of the package that hold no algorithm.
 INFRASTRUCTURE = frozenset({"aggregation", "base", "catalog", "catalog_entry", "registry", "testing"})

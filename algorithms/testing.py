@@ -80,10 +80,10 @@ def run_engine(algo: FLAlgorithm, data: FederatedData, rounds: int = 1, seed: in
         for c in data.clients:
             (Path(tmp) / c.name).mkdir()
             dirs.append(str(Path(tmp) / c.name))
-        settings: dict[str, Any] = dict(
-            data_dirs=tuple(dirs), algorithm=algo.name, algorithm_params=algo.get_params(), rounds=rounds,
-            batch_size=8, lr=0.05, seed=seed, out_dir=str(Path(tmp) / "out"), progress=False,
-            image_size=data.clients[0].train.x.shape[-1])
+        settings: dict[str, Any] = {
+            "data_dirs": tuple(dirs), "algorithm": algo.name, "algorithm_params": algo.get_params(),
+            "rounds": rounds, "batch_size": 8, "lr": 0.05, "seed": seed, "out_dir": str(Path(tmp) / "out"),
+            "progress": False, "image_size": data.clients[0].train.x.shape[-1]}
         cfg = RunConfig(**{**settings, **overrides})
         engine = Engine(cfg, data, copy.deepcopy(algo))
         return engine, engine.run()

@@ -22,13 +22,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import torch  # noqa: E402
+import torch
 
-from fl_core import RunConfig  # noqa: E402
-from fl_core.baselines import train_centralised  # noqa: E402
-from fl_core.data import pooled  # noqa: E402
-from fl_core.engine import Engine, load_data  # noqa: E402
-from fl_core.testing import make_shape_folders  # noqa: E402
+from fl_core import RunConfig
+from fl_core.baselines import train_centralised
+from fl_core.data import pooled
+from fl_core.engine import Engine, load_data
+from fl_core.testing import make_shape_folders
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -8,6 +8,7 @@ which state-dict keys are the head) whether the model is a timm network or the t
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -47,7 +48,7 @@ class TinyCNN(nn.Module):
         super().__init__()
         chans = [in_chans, width, 2 * width, 4 * width]
         blocks: list[nn.Module] = []
-        for cin, cout in zip(chans[:-1], chans[1:]):
+        for cin, cout in itertools.pairwise(chans):
             blocks += [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(), nn.MaxPool2d(2)]
         self.body = nn.Sequential(*blocks)
         self.pool = nn.AdaptiveAvgPool2d(1)

@@ -32,8 +32,7 @@ def write_all(result: RunResult) -> None:
     out = Path(result.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     with open(out / "history.jsonl", "w") as f:
-        for rec in result.history:
-            f.write(json.dumps(_clean(rec)) + "\n")
+        f.writelines(json.dumps(_clean(rec)) + "\n" for rec in result.history)
     with open(out / "metrics.csv", "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(("round", "model", "client", *_COLS))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import torch
 
 from algorithms.aggregation import subtract
@@ -36,9 +38,7 @@ def test_proximal_term_value():
     with torch.no_grad():
         model.weight.copy_(torch.tensor([[1.0, 3.0]]))
 
-    class Ctx:
-        global_state = {"weight": torch.tensor([[0.0, 1.0]])}
-
+    ctx = SimpleNamespace(global_state={"weight": torch.tensor([[0.0, 1.0]])})
     base = torch.tensor(2.0)
-    out = algo.local_loss(Ctx(), model, None, None, None, None, base).detach()
+    out = algo.local_loss(ctx, model, None, None, None, None, base).detach()
     assert out.item() == 2.0 + 0.25 * (1.0 + 4.0)

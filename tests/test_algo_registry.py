@@ -6,9 +6,9 @@ import json
 
 import pytest
 
+from algorithms.base import FLAlgorithm
 from algorithms.catalog import as_records, entries, get_entry
 from algorithms.registry import all_algorithms, get_algorithm, register
-from algorithms.base import FLAlgorithm
 
 
 def test_every_registered_algorithm_has_exactly_one_catalog_entry_and_vice_versa():

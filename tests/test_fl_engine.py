@@ -25,7 +25,7 @@ def shapes(tmp_path_factory):
 
 
 def _cfg(dirs, out, **kw):
-    base = dict(data_dirs=tuple(dirs), image_size=32, batch_size=16, out_dir=str(out), progress=False)
+    base = {"data_dirs": tuple(dirs), "image_size": 32, "batch_size": 16, "out_dir": str(out), "progress": False}
     return RunConfig(**{**base, **kw})
 
 
@@ -104,11 +104,11 @@ def test_resume_after_kill_gives_the_same_result(tmp_path):
     dirs = make_noise_folders(tmp_path / "data", clients=3, per_class=8, classes=2)
     killed = tmp_path / "killed"
     env = {**os.environ, CRASH_ENV: "2", "PYTHONPATH": str(REPO)}
-    proc = subprocess.run([sys.executable, "-c", _CHILD, str(killed), *dirs], env=env, cwd=REPO,
+    proc = subprocess.run([sys.executable, "-c", _CHILD, str(killed), *dirs], env=env, cwd=REPO, check=False,
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 75, proc.stderr
     assert (killed / "checkpoint.pt").exists() and not (killed / "summary.json").exists()
-    cfg = dict(algorithm="fedavgm", rounds=4, image_size=16, batch_size=8, fraction_fit=0.5)
+    cfg = {"algorithm": "fedavgm", "rounds": 4, "image_size": 16, "batch_size": 8, "fraction_fit": 0.5}
     resumed = run(_cfg(dirs, killed, **cfg))
     straight = run(_cfg(dirs, tmp_path / "straight", **cfg))
     assert resumed.resumed_from == 2 and straight.resumed_from == 0
