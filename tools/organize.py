@@ -1,0 +1,198 @@
+"""C2 tools, part 1: detect a dataset's layout, organise it into class folders, normalise images.
+
+``organize_dataset`` reads any supported layout under ``raw/`` and writes
+``work/organized/<dataset>/<label>/<stem>.png``. Every image is decoded on the way (DICOM and NIfTI
+through :func:`tools.imageio.read_image`, which takes a NIfTI volume's middle axial slice), so a file
+that cannot be decoded never reaches training. What is skipped is reported with counts, a few quoted
+file names and the reason; nothing is dropped silently. ``raw/`` is only read.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections import Counter
+from pathlib import Path
+from typing import Any, Literal
+
+from langchain_core.tools import ToolException
+from PIL import Image
+from pydantic import BaseModel, Field
+
+from tools.imageio import UnreadableImage, is_image_name, read_image
+from tools.layout_readers import Inventory, layout_name, read_labels, stem_of
+from tools.privacy import DATA_NOTE, as_data, bounded
+from tools.sandbox import SandboxError, Workspace
+
+ORGANIZED = "organized"
+SLICE_NOTE = ("DICOM: pixel array min-max scaled to 8 bit; NIfTI: the middle axial slice (the slice the "
+              "labels refer to), min-max scaled; every image saved as PNG under its original file stem")
+EXAMPLES = 5
+
+
+def dataset_dir(ws: Workspace, folder: str) -> Path:
+    """A dataset folder under ``raw/`` (the only place organise reads from)."""
+    path = ws.resolve(folder)
+    if not path.is_dir() or ws.raw not in path.parents:
+        raise SandboxError(f"{as_data(folder, 120)} is not a dataset folder under 'raw/'; pass the folder a data "
+                           "card names, such as 'raw/<dataset>'")
+    return path
+
+
+def safe_label_dir(label: str) -> str:
+    """The label as a folder name: unchanged unless it cannot be one (slashes, '.', '..')."""
+    name = label.replace("/", "_").replace("\\", "_").replace("\x00", "")
+    return name if name not in ("", ".", "..") else f"label_{name.strip('.') or 'empty'}"
+
+
+def _skipped(names: list[str], reason: str) -> dict[str, Any]:
+    return {"count": len(names), "reason": reason, "examples": [as_data(n, 120) for n in names[:EXAMPLES]]}
+
+
+def detect_layout(ws: Workspace, folder: str) -> dict[str, Any]:
+    """Detect how a dataset folder under raw/ is laid out and where its labels would come from.
+
+    Recognises class folders, flat images + CSV/JSON labels, nested patient/study folders + CSV,
+    DICOM series, NIfTI volumes and images + masks (no labels). Returns counts and names only.
+    """
+    root = dataset_dir(ws, folder)
+    inv = Inventory.scan(root, ws.walk_files)
+    src = read_labels(inv)
+    return {
+        "folder": ws.rel(root),
+        "layout": layout_name(inv, src),
+        "label_source": src.kind,
+        "label_file": as_data(src.table.name, 120) if src.table else None,
+        "file_column": as_data(src.file_column, 80) if src.file_column else None,
+        "label_column": as_data(src.label_column, 80) if src.label_column else None,
+        "n_images": len(inv.images), "n_labelled": len(src.labels), "n_masks": len(inv.masks),
+        "n_other_files": len(inv.other), "n_label_files": len(inv.tables),
+        "note": DATA_NOTE,
+    }
+
+
+def organize_dataset(ws: Workspace, folder: str, label_column: str | None = None,
+                     file_column: str | None = None) -> dict[str, Any]:
+    """Organise one raw/ dataset into work/organized/<dataset>/<label>/<file>.png, whatever its layout.
+
+    DICOM and NIfTI are converted to PNG (NIfTI: the middle slice). Non-image files, masks,
+    unreadable images, labels for missing files and unlabelled images are skipped and reported.
+    Re-running replaces the previous output. Label folders keep the site's label names exactly.
+    Give label_column / file_column only if auto-detection fails.
+    """
+    root = dataset_dir(ws, folder)
+    inv = Inventory.scan(root, ws.walk_files)
+    src = read_labels(inv, file_column=file_column, label_column=label_column)
+    if src.kind == "none":
+        raise ToolException(f"{ws.rel(root)} has no labels (no class folders, no label CSV/JSON"
+                            f"{', masks beside the images: a segmentation set' if inv.masks else ''}); it cannot "
+                            "be used for classification. Report it as unusable.")
+    out = ws.work / ORGANIZED / root.name
+    tmp = out.with_name(out.name + ".partial")
+    for stale in (tmp,):
+        if stale.exists():
+            shutil.rmtree(stale)
+    tmp.mkdir(parents=True)
+    counts: Counter[str] = Counter()
+    unreadable: list[str] = []
+    renamed = 0
+    used: set[tuple[str, str]] = set()
+    for rel, label in sorted(src.labels.items()):
+        try:
+            img = read_image(root / rel)
+        except UnreadableImage:
+            unreadable.append(rel.name)
+            continue
+        label_dir, stem = safe_label_dir(label), stem_of(rel.name)
+        name = stem
+        while (label_dir, name) in used:
+            renamed += 1
+            name = f"{stem}_{renamed}"
+        used.add((label_dir, name))
+        (tmp / label_dir).mkdir(exist_ok=True)
+        img.save(tmp / label_dir / f"{name}.png", compress_level=1)
+        counts[label] += 1
+    if out.exists():
+        shutil.rmtree(out)
+    tmp.rename(out)
+    used_tables = {src.table} if src.table else set()
+    unlabelled = [p.name for p in inv.images if p not in src.labels and p not in src.conflicts]
+    return {
+        "output": ws.rel(out),
+        "layout": layout_name(inv, src),
+        "label_source": src.kind,
+        "label_column": as_data(src.label_column, 80) if src.label_column else None,
+        "written": sum(counts.values()),
+        "per_label": {as_data(k, 80): v for k, v in sorted(counts.items())},
+        "conversion": SLICE_NOTE,
+        "renamed_on_name_clash": renamed,
+        "skipped": {
+            "non_image_files": _skipped([p.name for p in inv.other] + [p.name for p in inv.tables
+                                                                       if p not in used_tables],
+                                        "not an image file (text, spreadsheet, system file)"),
+            "masks": _skipped([p.name for p in inv.masks], "segmentation mask, not a training image"),
+            "unreadable_images": _skipped(unreadable, "has an image name but cannot be decoded (corrupt/empty)"),
+            "labels_for_missing_files": _skipped(src.missing_refs, "the label file names a file that is not there"),
+            "images_without_label": _skipped(unlabelled, "no label given for this image"),
+            "images_with_conflicting_labels": _skipped([p.name for p in src.conflicts],
+                                                       "the label file gives this image two different labels"),
+        },
+        "note": DATA_NOTE,
+    }
+
+
+def resize_images(ws: Workspace, folder: str, size: int, channels: Literal["L", "RGB"]) -> dict[str, Any]:
+    """Resize every image under a work/ folder to size x size pixels and one channel mode, in place.
+
+    channels: 'L' (grayscale) or 'RGB'. Reports the sizes and modes found before.
+    """
+    root = ws.resolve(folder, write=True)
+    if not root.is_dir():
+        raise SandboxError(f"{as_data(folder, 120)} is not a folder; pass e.g. 'work/organized/<dataset>'")
+    sizes: Counter[str] = Counter()
+    modes: Counter[str] = Counter()
+    changed, unreadable = 0, []
+    for path in ws.walk_files(root):
+        if not is_image_name(path.name):
+            continue
+        try:
+            with Image.open(path) as im:
+                im.load()
+                sizes[f"{im.width}x{im.height}"] += 1
+                modes[im.mode] += 1
+                if im.size == (size, size) and im.mode == channels:
+                    continue
+                new = im.convert(channels).resize((size, size), Image.BILINEAR)
+        except Exception:  # PIL raises many types for bad files; report, never crash
+            unreadable.append(path.name)
+            continue
+        tmp = path.with_name(path.name + ".tmp")
+        new.save(tmp, format=(im.format or "PNG"))
+        tmp.replace(path)
+        changed += 1
+    return {
+        "folder": ws.rel(root), "size": size, "channels": channels, "changed": changed,
+        "unchanged": sum(sizes.values()) - changed,
+        "sizes_before": bounded(sorted(sizes.items(), key=lambda kv: -kv[1])),
+        "modes_before": dict(modes),
+        "unreadable": _skipped(unreadable, "cannot be decoded; left as it was"),
+    }
+
+
+class FolderArgs(BaseModel):
+    folder: str = Field(description="dataset folder relative to the site, as the data card names it: 'raw/<dataset>'")
+
+
+class OrganizeArgs(FolderArgs):
+    label_column: str | None = Field(None, description="label column of the CSV/JSON label file; leave empty to "
+                                                       "auto-detect (give it only if detection fails)")
+    file_column: str | None = Field(None, description="column naming the image files; leave empty to auto-detect")
+
+
+class ResizeArgs(BaseModel):
+    folder: str = Field(description="folder under 'work/' to normalise, e.g. 'work/organized/<dataset>'")
+    size: int = Field(224, ge=16, le=1024, description="output side in pixels (square)")
+    channels: Literal["L", "RGB"] = Field("RGB", description="'L' for grayscale modalities, 'RGB' for colour")
+
+
+#: (function, argument schema) of each tool this module offers; tools.client binds them to a site.
+TOOLS = [(detect_layout, FolderArgs), (organize_dataset, OrganizeArgs), (resize_images, ResizeArgs)]
