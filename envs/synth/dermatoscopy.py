@@ -21,11 +21,31 @@ def _evidence(d: float) -> float:
     return lerp(1.0, 0.12, d)
 
 
+#: Typical body colour of each lesion type. Atypical colours occur in practice (amelanotic
+#: melanoma, pigmented BCC, pink nevi): with probability growing with difficulty a lesion borrows
+#: another type's colour, so colour alone never settles the class and structures must.
+BODY = {
+    "nevus": (0.5, 0.3, 0.18),
+    "melanoma": (0.45, 0.28, 0.17),
+    "basal_cell_carcinoma": (0.93, 0.78, 0.76),
+    "benign_keratosis": (0.62, 0.44, 0.28),
+    "actinic_keratosis": (0.86, 0.45, 0.42),
+    "vascular_lesion": (0.85, 0.72, 0.72),
+}
+
+
+def _body(rng: np.random.Generator, concept: str, d: float) -> np.ndarray:
+    names = list(BODY)
+    if rng.random() < lerp(0.0, 0.8, d):
+        concept = names[int(rng.integers(len(names)))]
+    return np.asarray(BODY[concept], np.float32) * rng.uniform(0.85, 1.1)
+
+
 class DermatoscopyRenderer(BaseRenderer):
     """Renderer for the dermatoscopy modality (RGB)."""
 
     modality = "dermatoscopy"
-    default_difficulty = 0.5
+    default_difficulty = 0.6
 
     # ----------------------------------------------------------------- skin and lesion frame
     def _skin(self, rng, size: int) -> Array:
@@ -83,7 +103,7 @@ class DermatoscopyRenderer(BaseRenderer):
     def _draw_nevus(self, rng, size, d):
         img = self._skin(rng, size)
         m, _ = self._lesion(rng, size, d, irregular=lerp(0.02, 0.2, d))
-        brown = np.array([0.5, 0.3, 0.18], np.float32) * rng.uniform(0.8, 1.15)
+        brown = _body(rng, "nevus", d)
         img = self._paint(img, m, brown, 0.9)
         net = self._network(rng, size, rng.uniform(0.06, 0.1), regular=True) * m
         img = self._paint(img, blur(net, 0.5), brown * 0.75, 0.35)
@@ -93,7 +113,7 @@ class DermatoscopyRenderer(BaseRenderer):
         img = self._skin(rng, size)
         m, geom = self._lesion(rng, size, d, irregular=lerp(0.45, 0.15, d))
         ev = _evidence(d)
-        img = self._paint(img, m, np.array([0.45, 0.28, 0.17], np.float32) * rng.uniform(0.85, 1.1), 0.92)
+        img = self._paint(img, m, _body(rng, "melanoma", d), 0.92)
         zones = smooth_noise(rng, size, 5)
         dark = np.clip((zones - 0.3) * 3, 0, 1) * m
         img = self._paint(img, dark, (0.16, 0.09, 0.07), 0.9 * ev)
@@ -111,7 +131,7 @@ class DermatoscopyRenderer(BaseRenderer):
     def _draw_basal_cell_carcinoma(self, rng, size, d):
         img = self._skin(rng, size)
         m, geom = self._lesion(rng, size, d, irregular=0.15)
-        img = self._paint(img, blur(m, 1.5), (0.93, 0.78, 0.76), 0.75)  # pearly translucent
+        img = self._paint(img, blur(m, 1.5), _body(rng, "basal_cell_carcinoma", d), 0.75)  # pearly translucent
         c = Canvas(size, supersample=2)
         (cx, cy), r = geom
         for _ in range(int(rng.integers(3, 7) * lerp(1.0, 0.6, d)) + 1):  # arborising vessels
@@ -130,7 +150,7 @@ class DermatoscopyRenderer(BaseRenderer):
     def _draw_benign_keratosis(self, rng, size, d):
         img = self._skin(rng, size)
         m, geom = self._lesion(rng, size, d, irregular=0.12)
-        tan = np.array([0.62, 0.44, 0.28], np.float32) * rng.uniform(0.8, 1.1)
+        tan = _body(rng, "benign_keratosis", d)
         waxy = 1.0 + 0.12 * smooth_noise(rng, size, 14)
         img = img + (0.92 * m)[..., None] * (tan * waxy[..., None] - img)
         k, ev = lerp(1.0, 0.55, d), _evidence(d)
@@ -143,7 +163,7 @@ class DermatoscopyRenderer(BaseRenderer):
     def _draw_actinic_keratosis(self, rng, size, d):
         img = self._skin(rng, size)
         m, geom = self._lesion(rng, size, d, irregular=0.25)
-        img = self._paint(img, blur(m, 2.0), (0.86, 0.45, 0.42), 0.85)  # erythema, ill-defined
+        img = self._paint(img, blur(m, 2.0), _body(rng, "actinic_keratosis", d), 0.85)  # erythema, ill-defined
         k = lerp(1.0, 0.6, d)
         foll = self._dots(rng, size, geom, int(rng.integers(20, 40) * k), (0.012, 0.02), 0.95)
         img = self._paint(img, foll, (0.97, 0.9, 0.8), 0.85 * _evidence(d))  # strawberry: white follicles on red
@@ -154,7 +174,7 @@ class DermatoscopyRenderer(BaseRenderer):
     def _draw_vascular_lesion(self, rng, size, d):
         img = self._skin(rng, size)
         m, geom = self._lesion(rng, size, d, irregular=0.1)
-        img = self._paint(img, m, (0.85, 0.72, 0.72), 0.6)  # whitish septa between lacunae
+        img = self._paint(img, m, _body(rng, "vascular_lesion", d), 0.6)  # whitish septa between lacunae
         (cx, cy), r = geom
         lac = Canvas(size, supersample=2)
         for _ in range(int(rng.integers(6, 14))):

@@ -97,8 +97,8 @@ class HistopathologyRenderer(BaseRenderer):
 
     def _post(self, out, concept, rng, size, d):
         """Mix in a patch of another tissue: real tiles are rarely pure, and the share grows with
-        difficulty (up to 45% of the tile at difficulty 1), so the label is the dominant tissue."""
-        share = 0.45 * d
+        difficulty (36-60% of the tile at difficulty 1), so the label is the dominant tissue."""
+        share = 0.6 * d
         if concept is None or share < 0.02:
             return out
         others = [c for c in self.concepts if c != concept]

@@ -19,7 +19,7 @@ class XrayRenderer(BaseRenderer):
     """Renderer for the chest X-ray modality (L)."""
 
     modality = "xray"
-    default_difficulty = 0.5
+    default_difficulty = 0.3
 
     def _chest(self, rng, size: int, heart_scale: float = 1.0) -> tuple[Array, Array, dict]:
         """Return (image, lung mask, geometry) of a normal chest."""
