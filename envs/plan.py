@@ -127,7 +127,16 @@ def _labelled_plan(card, render, layout, scale, variants, rng) -> DatasetPlan:
     labels, legend = _rename_labels(card, variants, rng)
     plan = DatasetPlan(card, slug(card.name), layout, _ext(card, rng), render, True, labels, legend)
     plan.counts = _label_counts(list(labels), _n_images(scale, rng), rng, labels.get)
+    _drop_absent_labels(plan)
     return plan
+
+
+def _drop_absent_labels(plan: DatasetPlan) -> None:
+    """A site describes the labels it has: labels with no images leave the plan (and its card)."""
+    present = {lab for lab, n in plan.counts.items() if n > 0}
+    plan.counts = {lab: n for lab, n in plan.counts.items() if lab in present}
+    plan.site_labels = {lab: c for lab, c in plan.site_labels.items() if lab in present}
+    plan.legend = {code: name for code, name in plan.legend.items() if code in present}
 
 
 def _ext(card: DatasetCard, rng: np.random.Generator) -> str:
@@ -201,4 +210,5 @@ def _unfit_dataset(modality: str, kind: str, env, scale: float, rng) -> DatasetP
     labels = {n: card.concepts.get(n) for n in card.native_labels}
     plan = DatasetPlan(card, slug(card.name), layout, _ext(card, rng), render, True, labels)
     plan.counts = _label_counts(list(labels), _n_images(scale * 0.6, rng), rng, lambda lab: lab)
+    _drop_absent_labels(plan)
     return plan

@@ -45,7 +45,7 @@ TASKS = (
             "Every lab stains its slides differently and I care about each lab's own accuracy: build a model "
             "that tells benign from malignant tissue."
         ),
-        target_classes={"benign": ("benign", "normal"), "malignant": ("tumor",)},
+        target_classes={"benign": ("normal", "benign", "lymphocytes", "stroma", "adipose"), "malignant": ("tumor",)},
         acceptable_algorithms=PERSONALISED,
         implicit_goal="feature_skew",
     ),
