@@ -1,0 +1,136 @@
+"""One role agent: a model node and a ``ToolNode`` in a loop, ending with a typed submission.
+
+The role's message schema is offered as one more tool, ``submit_<schema>``; the loop ends when that
+call validates. Every model mistake becomes a message the model can act on (bad arguments, unknown
+tool, invalid submission, prose instead of a tool call) until the step budget is spent; provider
+errors are retried with backoff. Whatever happens, the graph ends with a result or a named failure.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from typing import Annotated, Any, Literal
+
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, ToolMessage
+from langchain_core.tools import BaseTool, InjectedToolCallId, StructuredTool
+from langgraph.graph import END, START, StateGraph
+from langgraph.graph.state import CompiledStateGraph
+from langgraph.prebuilt import ToolNode
+from langgraph.types import Command
+from pydantic import BaseModel, create_model
+
+from graphs.state import AgentState
+from graphs.usage import usage_row
+
+log = logging.getLogger(__name__)
+
+#: Texts the loop sends the model; constants so tests and prompts can refer to them.
+NUDGE = "You answered without calling a tool. Continue with a tool call; finish by calling {submit}."
+STEP_LIMIT = "step limit of {n} model calls reached before {submit} was called"
+PROVIDER = "the model provider failed {n} times: {error}"
+MAX_NUDGES = 2
+RETRIES = 3
+BACKOFF_S = 0.5
+
+
+def submit_tool_name(schema: type[BaseModel]) -> str:
+    return f"submit_{schema.__name__}"
+
+
+def make_submit_tool(schema: type[BaseModel]) -> BaseTool:
+    """A tool whose arguments are the role's message; a valid call ends the loop with that result."""
+    name = submit_tool_name(schema)
+    args = create_model(f"{schema.__name__}Submission", __base__=schema,
+                        tool_call_id=(Annotated[str, InjectedToolCallId], ...))
+
+    def submit(tool_call_id: str, **fields: Any) -> Command:
+        result = schema.model_validate(fields).model_dump(mode="json")
+        return Command(update={"result": result,
+                               "messages": [ToolMessage("Submitted. You are done.", tool_call_id=tool_call_id,
+                                                        name=name)]})
+
+    return StructuredTool.from_function(
+        func=submit, name=name, args_schema=args, handle_validation_error=_validation_message,
+        description=f"Finish your work: submit your final {schema.__name__}. {schema.__doc__ or ''}".strip(),
+    )
+
+
+def _validation_message(exc: Exception) -> str:
+    return f"Your submission is invalid: {exc}. Fix the listed fields and call the submit tool again."[:1500]
+
+
+def build_role_agent(model: BaseChatModel, tools: list[BaseTool], *, role: str, system_prompt: str,
+                     output: type[BaseModel], max_steps: int = 30, site_id: str | None = None,
+                     checkpointer: Any = None) -> CompiledStateGraph:
+    """Compile the loop for one role.
+
+    Args:
+        model: any chat model that can ``bind_tools``.
+        tools: the role's tools (already bound to its workspace).
+        role: "S1".."S4", "C1".."C3" (for usage rows and logs).
+        system_prompt: the role's prompt (fine-grained or goal-oriented).
+        output: the pydantic message the role must submit.
+        max_steps: model calls allowed before the role fails with ``step_limit``.
+        site_id: the client's id for client roles (usage rows).
+    """
+    if not hasattr(model, "bind_tools"):
+        raise ValueError(f"the {role} model {type(model).__name__} cannot bind tools; use a tool-calling chat model")
+    submit = make_submit_tool(output)
+    all_tools = [*tools, submit]
+    names = [t.name for t in all_tools]
+    if len(set(names)) != len(names):
+        raise ValueError(f"{role}: duplicate tool names {names}")
+    bound = model.bind_tools(all_tools)
+    tools_chars = sum(len(t.name) + len(t.description or "") + len(json.dumps(t.tool_call_schema.model_json_schema()))
+                      for t in all_tools)
+    system = SystemMessage(system_prompt)
+
+    def call_model(state: AgentState) -> dict:
+        steps = state.get("steps", 0) + 1
+        if steps > max_steps:
+            return {"failure": "step_limit", "reason": STEP_LIMIT.format(n=max_steps, submit=submit.name)}
+        prompt = [system, *state["messages"]]
+        error: Exception | None = None
+        for attempt in range(RETRIES):
+            start = time.perf_counter()
+            try:
+                reply = bound.invoke(prompt)
+                break
+            except Exception as exc:  # any provider failure: retried, then recorded, never raised
+                error = exc
+                log.warning("%s%s: model call failed (attempt %d): %s", role, f"@{site_id}" if site_id else "",
+                            attempt + 1, exc)
+                time.sleep(BACKOFF_S * 2**attempt)
+        else:
+            return {"steps": steps, "failure": "provider_error",
+                    "reason": PROVIDER.format(n=RETRIES, error=f"{type(error).__name__}: {error}"[:300])}
+        row = usage_row(role, site_id, prompt, reply, time.perf_counter() - start, tools_chars)
+        update: dict[str, Any] = {"messages": [reply], "steps": steps, "usage": [row]}
+        if not reply.tool_calls:
+            nudges = state.get("nudges", 0) + 1
+            if nudges > MAX_NUDGES:
+                update.update(failure="format_error", reason=f"answered in prose {nudges} times instead of calling "
+                              f"{submit.name}")
+            else:
+                update.update(nudges=nudges, messages=[reply, HumanMessage(NUDGE.format(submit=submit.name))])
+        return update
+
+    def route_model(state: AgentState) -> Literal["tools", "agent", "__end__"]:
+        if state.get("failure"):
+            return END
+        last = state["messages"][-1]
+        return "tools" if isinstance(last, AIMessage) and last.tool_calls else "agent"
+
+    def route_tools(state: AgentState) -> Literal["agent", "__end__"]:
+        return END if state.get("result") is not None else "agent"
+
+    graph = StateGraph(AgentState)
+    graph.add_node("agent", call_model)
+    graph.add_node("tools", ToolNode(all_tools, handle_tool_errors=True))
+    graph.add_edge(START, "agent")
+    graph.add_conditional_edges("agent", route_model)
+    graph.add_conditional_edges("tools", route_tools)
+    return graph.compile(checkpointer=checkpointer, name=f"{role}_agent")
