@@ -50,7 +50,8 @@ def test_head_never_averaged_body_averaged() -> None:
         for k in body:
             assert torch.allclose(after[k].float(), mean[k].float(), atol=1e-6), f"body key {k} is not the mean"
         for k in head:
-            assert torch.equal(after[k], initial_head[k]), "the global head never changes"
+            assert torch.equal(after[k], before[k]) and torch.equal(after[k], initial_head[k]), \
+                "the global head never changes"
     for cid in range(3):
         own = engine.local_states[cid]
         assert set(own) == set(head)

@@ -51,7 +51,7 @@ def test_frozen_part_does_not_move_during_each_phase() -> None:
             assert all(torch.equal(s[k], body_phase[0][k]) for k in head), "head moved in the body phase"
         assert any(not torch.equal(body_phase[-1][k], body_phase[0][k]) for k in body), "body did not train"
     # the head is personal: the server's head is never trained, each client keeps its own
-    for cid, own in engine.local_states.items():
+    for own in engine.local_states.values():
         assert set(own) == head
     k = info.head_keys[0]
     assert not torch.equal(engine.local_states[0][k], engine.local_states[1][k])

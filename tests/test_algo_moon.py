@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import torch
@@ -37,7 +38,7 @@ def test_contrastive_decreases_as_features_move_to_the_global_model() -> None:
     z_glob, z_prev = torch.tensor([[1.0, 0.0]]), torch.tensor([[0.0, 1.0]])
     angles = torch.linspace(math.pi / 2, 0, 7)  # from the previous model's features to the global's
     losses = [algo.contrastive(torch.stack([a.cos(), a.sin()]).view(1, 2), z_glob, z_prev).item() for a in angles]
-    assert all(a > b for a, b in zip(losses, losses[1:])), losses
+    assert all(a > b for a, b in itertools.pairwise(losses)), losses
     # and in general: at the negative the loss is >= log 2, at the positive <= log 2
     g = torch.Generator().manual_seed(1)
     zg, zp = torch.randn(16, 4, generator=g), torch.randn(16, 4, generator=g)
