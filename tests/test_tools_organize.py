@@ -94,7 +94,7 @@ def test_unlabelled_segmentation_sets_are_refused_with_a_reason(organised):
 
 
 def test_rerunning_replaces_its_own_output(organised):
-    env, sites, results = organised("xray")
+    _, sites, results = organised("xray")
     (site_id, folder), first = next(iter(results.items()))
     ws = Workspace.open(sites / site_id)
     stray = ws.work / "organized" / folder / "stale.png"

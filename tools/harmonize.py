@@ -181,7 +181,7 @@ def client_statistics(ws: Workspace, folder: str = "work/harmonized") -> dict[st
             with Image.open(path) as im:
                 arr = np.asarray(im.convert("L"), dtype=np.float64) / 255.0
                 sides.append((im.width + im.height) / 2)
-        except Exception:  # PIL raises many types; a bad file only leaves the statistics
+        except Exception:  # noqa: BLE001 - PIL raises many types; a bad file only leaves the statistics
             unreadable += 1
             continue
         means.append(arr.mean())

@@ -29,7 +29,7 @@ NUMERIC_FIELDS = ("approx_images",)
 
 def _quote(value: Any) -> Any:
     """Card values as data: text quoted, numbers kept, lists and mappings quoted item by item."""
-    if isinstance(value, bool) or isinstance(value, (int, float)) or value is None:
+    if isinstance(value, (bool, int, float)) or value is None:
         return value
     if isinstance(value, list):
         return [_quote(v) for v in value[:MAX_LABELS]]
@@ -74,7 +74,7 @@ def _dicom_header(path) -> dict[str, Any]:
 
     try:
         ds = pydicom.dcmread(path, stop_before_pixels=True)
-    except Exception:  # an unreadable header is reported as such
+    except Exception:  # noqa: BLE001 - pydicom raises many types; no header is reported as none
         return {}
     out: dict[str, Any] = {}
     for tag in DICOM_ALLOWED:

@@ -162,7 +162,7 @@ def resize_images(ws: Workspace, folder: str, size: int, channels: Literal["L", 
                 if im.size == (size, size) and im.mode == channels:
                     continue
                 new = im.convert(channels).resize((size, size), Image.BILINEAR)
-        except Exception:  # PIL raises many types for bad files; report, never crash
+        except Exception:  # noqa: BLE001 - PIL raises many types for bad files; report, never crash
             unreadable.append(path.name)
             continue
         tmp = path.with_name(path.name + ".tmp")
