@@ -51,7 +51,7 @@ class HistopathologyRenderer(BaseRenderer):
     """Renderer for the histopathology modality (RGB, H&E)."""
 
     modality = "histopathology"
-    default_difficulty = 0.5
+    default_difficulty = 0.9
 
     def _background(self, rng, size: int, e_level: float) -> tuple[Array, Array]:
         e = e_level * (1.0 + 0.25 * smooth_noise(rng, size, 10) + 0.15 * smooth_noise(rng, size, 40))

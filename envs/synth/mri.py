@@ -20,7 +20,7 @@ class MRIRenderer(BaseRenderer):
     """Renderer for the brain MRI modality (L)."""
 
     modality = "mri"
-    default_difficulty = 0.5
+    default_difficulty = 0.6
 
     def _head(self, rng, size: int) -> tuple[Array, Array, dict]:
         """Return (image, brain mask, geometry) of a normal brain slice."""
