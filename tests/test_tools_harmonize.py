@@ -99,3 +99,12 @@ def test_client_statistics_are_numbers_only(organised):
     assert stats["intensity_mean"] == pytest.approx(mean, abs=1e-3)
     assert stats["mean_image_side"] == 20.0
     assert all(isinstance(v, (int, float)) for k, v in stats.items() if k != "class_counts")
+
+
+def test_each_client_role_gets_its_tools(organised):
+    from tools.client import make_client_tools
+
+    names = {role: [t.name for t in tools] for role, tools in make_client_tools(organised).items()}
+    assert names["C1"] == ["read_data_cards", "summarize_dataset"]
+    assert names["C2"][:3] == ["detect_layout", "organize_dataset", "resize_images"]
+    assert names["C3"] == ["read_data_cards", "list_labels", "apply_label_map", "client_statistics"]

@@ -70,5 +70,6 @@ def make_client_tools(workspace: Workspace) -> dict[str, list[BaseTool]]:
     return {
         "C1": _bind_all(workspace, inspect.TOOLS),
         "C2": _bind_all(workspace, organize.TOOLS) + _cleaning_tools(workspace),
-        "C3": _bind_all(workspace, harmonize.TOOLS),
+        # C3 reads the cards too: a card's label_legend decodes numeric label names.
+        "C3": _bind_all(workspace, inspect.TOOLS[:1] + harmonize.TOOLS),
     }
