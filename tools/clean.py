@@ -1,0 +1,175 @@
+"""C2 cleaning tools: near-duplicates, off-topic images and likely label errors in an organised folder.
+
+Each tool works on one folder of class sub-folders under ``work/`` (``work/organized/<dataset>``)
+and either flags what it finds or moves it to ``work/removed/<step>/<folder>/...`` with a
+``manifest.json`` beside it. Nothing is deleted: moving the files back undoes a step. Outputs are
+counts and a few quoted file names, never pixels.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Literal
+
+from langchain_core.tools import BaseTool, StructuredTool, ToolException
+from pydantic import BaseModel, Field
+
+from tools.cleaning_detect import (
+    DUPLICATE_SIMILARITY,
+    LABEL_MAX_CONFIDENCE,
+    OFFTOPIC_Z,
+    duplicate_groups,
+    label_issue_indices,
+    offtopic_indices,
+)
+from tools.cleaning_features import FolderImages, load_folder
+from tools.privacy import DATA_NOTE, as_data, bounded
+from tools.sandbox import Workspace
+
+Mode = Literal["flag", "remove"]
+MAX_EXAMPLES = 5
+
+
+class _Folder(BaseModel):
+    folder: str = Field(description="site-relative organised folder of class sub-folders, "
+                                    "e.g. 'work/organized/<dataset>'")
+    mode: Mode = Field(default="flag", description="'flag' only reports; 'remove' moves the files to "
+                                                   "work/removed/<step>/ with a manifest (never deletes)")
+
+
+class DuplicatesArgs(_Folder):
+    min_similarity: float = Field(default=DUPLICATE_SIMILARITY, ge=0.5, le=1.0,
+                                  description="fingerprint correlation that makes two images near-duplicates; "
+                                              "raise it if distinct images are grouped")
+
+
+class OfftopicArgs(_Folder):
+    z_threshold: float = Field(default=OFFTOPIC_Z, ge=1.0, le=50.0,
+                               description="robust z-score of the outlier score above which an image is "
+                                           "off-topic; raise it to flag fewer")
+
+
+class LabelErrorArgs(_Folder):
+    folds: int = Field(default=5, ge=2, le=10, description="cross-validation folds for out-of-fold predictions")
+    max_confidence: float = Field(default=LABEL_MAX_CONFIDENCE, gt=0.0, le=1.0,
+                                  description="report an image only if the model gives its folder's label "
+                                              "less than this probability")
+
+
+def _open_folder(ws: Workspace, folder: str, write: bool) -> tuple[Path, FolderImages]:
+    root = ws.resolve(folder, write=write)
+    if not root.is_dir():
+        raise ToolException(f"{folder!r} is a file; pass the organised folder that holds the class sub-folders")
+    if root == ws.work or ws.work / "removed" in [root, *root.parents]:
+        raise ToolException(f"{folder!r} is not an organised dataset folder; pass 'work/organized/<dataset>'")
+    files = ws.walk_files(root)
+    data = load_folder(files, root)
+    if not data.images:
+        raise ToolException(f"{folder!r} holds no readable images; organise the dataset into it first "
+                            f"({len(data.unreadable)} unreadable, {len(data.skipped)} non-image files)")
+    return root, data
+
+
+def _names(ws: Workspace, root: Path, paths: list[Path]) -> list[str]:
+    return [as_data(p.relative_to(root).as_posix(), 120) for p in paths]
+
+
+def _move(ws: Workspace, step: str, root: Path, paths: list[Path], reasons: dict[Path, str]) -> str:
+    """Move ``paths`` under work/removed/<step>/<folder>/ keeping their class sub-folders; write manifest."""
+    dest_root = ws.work / "removed" / step / root.relative_to(ws.work).as_posix().replace("/", "__")
+    dest_root.mkdir(parents=True, exist_ok=True)
+    manifest_path = dest_root / "manifest.json"
+    records = json.loads(manifest_path.read_text())["moved"] if manifest_path.exists() else []
+    for p in paths:
+        target = dest_root / p.relative_to(root)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(p, target)
+        records.append({"from": ws.rel(p), "to": ws.rel(target), "reason": reasons.get(p, step)})
+    manifest_path.write_text(json.dumps({"step": step, "folder": ws.rel(root), "moved": records}, indent=1))
+    return ws.rel(manifest_path)
+
+
+def _report(ws: Workspace, step: str, mode: Mode, root: Path, data: FolderImages, hits: list[Path],
+            reasons: dict[Path, str], seconds: float, extra: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "step": step, "folder": ws.rel(root), "mode": mode, "images_checked": len(data.images),
+        "flagged": len(hits), "examples": _names(ws, root, hits[:MAX_EXAMPLES]),
+        "unreadable_files": bounded([as_data(u, 160) for u in data.unreadable], MAX_EXAMPLES),
+        "seconds": round(seconds, 2), **extra, "note": DATA_NOTE,
+    }
+    if mode == "remove" and hits:
+        out["moved"] = len(hits)
+        out["manifest"] = _move(ws, step, root, hits, reasons)
+        out["images_left"] = len(data.images) - len(hits)
+    return out
+
+
+def make_cleaning_tools(workspace: Workspace) -> list[BaseTool]:
+    """The three C2 cleaning tools, bound to one site's workspace (the model never sees it)."""
+    ws = workspace
+
+    def find_duplicates(folder: str, mode: Mode = "flag", min_similarity: float = DUPLICATE_SIMILARITY) -> dict:
+        """Find near-duplicate images (resized, re-encoded or slightly cropped copies) in an organised folder.
+
+        Groups images whose perceptual fingerprints match and keeps one per group (the one at the
+        folder's usual size and sharpest, i.e. the likely original). Use mode='remove' to move the
+        extra copies to work/removed/duplicates/ (a manifest lists them; nothing is deleted).
+        Run this first: duplicates would otherwise leak between training and test splits.
+        """
+        t0 = time.perf_counter()
+        root, data = _open_folder(ws, folder, write=mode == "remove")
+        groups = duplicate_groups(data.images, min_similarity)
+        hits, reasons = [], {}
+        for g in groups:
+            keep = data.paths[g[0]]
+            for i in g[1:]:
+                hits.append(data.paths[i])
+                reasons[data.paths[i]] = f"near-duplicate of {ws.rel(keep)}"
+        return _report(ws, "duplicates", mode, root, data, hits, reasons, time.perf_counter() - t0,
+                       {"groups": len(groups)})
+
+    def find_offtopic(folder: str, mode: Mode = "flag", z_threshold: float = OFFTOPIC_Z) -> dict:
+        """Find images that do not belong to the folder's imaging modality (another modality, a photo of a form).
+
+        Scores each image by how far its colour, texture and layout features lie from its nearest
+        neighbours in the folder, and flags scores far above the folder's typical one (robust
+        z-score > z_threshold). Use mode='remove' to move them to work/removed/offtopic/.
+        """
+        t0 = time.perf_counter()
+        root, data = _open_folder(ws, folder, write=mode == "remove")
+        idx, scores = offtopic_indices(data.images, z_threshold)
+        hits = [data.paths[i] for i in idx]
+        reasons = {data.paths[i]: f"outlier score z={scores[i]:.1f}" for i in idx}
+        extra = {"note_small": "fewer than 4 images: nothing can be called an outlier"} if len(data.images) < 4 else {}
+        return _report(ws, "offtopic", mode, root, data, hits, reasons, time.perf_counter() - t0, extra)
+
+    def find_label_errors(folder: str, mode: Mode = "flag", folds: int = 5,
+                          max_confidence: float = LABEL_MAX_CONFIDENCE) -> dict:
+        """Find images that are likely in the wrong class sub-folder (confident learning, cleanlab).
+
+        Trains a small model on the folder's own images with k-fold cross-validation, so every
+        image is judged by a model that never saw it, and reports images whose folder label the
+        model confidently contradicts. Run duplicates and off-topic removal first. Use
+        mode='remove' to move them to work/removed/label_errors/ (they are not relabelled).
+        """
+        t0 = time.perf_counter()
+        root, data = _open_folder(ws, folder, write=mode == "remove")
+        idx, skipped = label_issue_indices(data.images, data.labels, folds, max_confidence=max_confidence)
+        hits = [data.paths[i] for i in idx]
+        reasons = {data.paths[i]: f"label '{data.labels[i]}' contradicted by out-of-fold predictions" for i in idx}
+        extra = {"classes": len(set(data.labels)),
+                 "classes_not_checked": bounded([as_data(c, 80) for c in skipped], MAX_EXAMPLES)}
+        return _report(ws, "label_errors", mode, root, data, hits, reasons, time.perf_counter() - t0, extra)
+
+    specs: list[tuple[Callable[..., dict], type[BaseModel]]] = [
+        (find_duplicates, DuplicatesArgs), (find_offtopic, OfftopicArgs), (find_label_errors, LabelErrorArgs)]
+    return [StructuredTool.from_function(fn, args_schema=schema, handle_tool_error=True,
+                                         handle_validation_error=_validation_message) for fn, schema in specs]
+
+
+def _validation_message(exc: Exception) -> str:
+    return f"invalid arguments: {str(exc).splitlines()[0][:300]}; see the tool's argument descriptions"

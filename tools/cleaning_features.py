@@ -1,0 +1,175 @@
+"""What the cleaning detectors compute from pixels: perceptual fingerprints and hand-made features.
+
+No pretrained weights are allowed, so off-topic and label-error detection work on features that
+describe an image the way the modalities differ: colour and saturation, grey-level histogram,
+coarse spatial layout (an 8x8 thumbnail), edge-orientation histograms on a grid (shape), and the
+radial power spectrum (texture). A grey image in a colour folder is judged on its grey-level
+content: colour features of images stored without colour are replaced by the folder median (see
+:func:`feature_matrix`).
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageFilter
+
+from tools.imageio import UnreadableImage, is_image_name, read_image
+
+#: Side images are reduced to before features are computed (fast, and enough for these cues).
+FEATURE_SIDE = 64
+N_COLOUR = 7  # leading colour features that are imputed for grey images
+
+
+@dataclass
+class FolderImages:
+    """The images of one organised folder (``<class>/<file>``), decoded once.
+
+    Attributes:
+        paths: one path per decodable image, sorted.
+        labels: the class sub-folder each image sits in.
+        images: the decoded images (``L`` or ``RGB``).
+        unreadable: site-relative names of image files that did not decode, and why.
+        skipped: files that are not images by name (left alone).
+    """
+
+    paths: list[Path]
+    labels: list[str]
+    images: list[Image.Image]
+    unreadable: list[str]
+    skipped: list[str]
+
+
+def load_folder(files: list[Path], root: Path) -> FolderImages:
+    """Decode every image file of a folder; the class is the first path part below ``root``."""
+    out = FolderImages([], [], [], [], [])
+    for p in files:
+        rel = p.relative_to(root)
+        if not is_image_name(p.name):
+            out.skipped.append(rel.as_posix())
+            continue
+        try:
+            img = read_image(p)
+        except UnreadableImage as exc:
+            out.unreadable.append(f"{rel.as_posix()}: {str(exc).split(': ', 1)[-1][:80]}")
+            continue
+        out.paths.append(p)
+        out.labels.append(rel.parts[0] if len(rel.parts) > 1 else "")
+        out.images.append(img)
+    return out
+
+
+#: Crop margins (fraction of the side) a copy may have been trimmed by before being rescaled.
+CROP_MARGINS = (0.0, 0.03, 0.045, 0.06)
+FINGERPRINT_SIDE = 32
+
+
+def fingerprint_views(img: Image.Image) -> np.ndarray:
+    """Band-pass 32x32 grey thumbnails of the image and of centre crops (one row per margin).
+
+    The band-pass (image minus its blur) keeps the detail that tells two images of the same
+    anatomy apart; the crop views let a trimmed-and-rescaled copy line up with its original.
+    """
+    g = img.convert("L")
+    w, h = g.size
+    rows = []
+    for f in CROP_MARGINS:
+        m = int(round(min(w, h) * f))
+        t = (g.crop((m, m, w - m, h - m)) if m else g).resize((FINGERPRINT_SIDE, FINGERPRINT_SIDE), Image.BILINEAR)
+        a = np.asarray(t, dtype=np.float32) - np.asarray(t.filter(ImageFilter.GaussianBlur(1.5)), dtype=np.float32)
+        rows.append(a.ravel())
+    return np.stack(rows)
+
+
+def similar_pairs(views: np.ndarray, min_similarity: float, chunk: int = 1024) -> list[tuple[int, int]]:
+    """Index pairs (i < j) whose fingerprints correlate at least ``min_similarity`` in some view.
+
+    ``views`` is (images, margins, pixels). The folder's mean uncropped fingerprint is removed
+    first: what every image shares (the anatomy, a scanner pattern) must not make two images alike.
+    Row chunks keep memory bounded at 10k+ images.
+    """
+    v = views - views[:, 0].mean(axis=0)
+    v = v - v.mean(axis=2, keepdims=True)
+    v /= np.linalg.norm(v, axis=2, keepdims=True) + 1e-6
+    base = np.ascontiguousarray(v[:, 0])
+    pairs: set[tuple[int, int]] = set()
+    for start in range(0, len(v), chunk):
+        stop = min(start + chunk, len(v))
+        sim = base[start:stop] @ base.T
+        for k in range(1, v.shape[1]):  # a cropped copy of j matches i's crop view, and vice versa
+            sim = np.maximum(sim, v[start:stop, k] @ base.T)
+            sim = np.maximum(sim, (v[:, k] @ base[start:stop].T).T)
+        ii, jj = np.nonzero(sim >= min_similarity)
+        pairs.update((min(int(i) + start, int(j)), max(int(i) + start, int(j))) for i, j in zip(ii, jj) if i + start != j)
+    return sorted(pairs)
+
+
+def is_grey(img: Image.Image) -> bool:
+    """Stored without colour: mode ``L`` or three equal channels."""
+    if img.mode == "L":
+        return True
+    a = np.asarray(img.resize((32, 32)), dtype=np.int16)
+    return bool(np.abs(a[..., 0] - a[..., 1]).max() <= 2 and np.abs(a[..., 1] - a[..., 2]).max() <= 2)
+
+
+def _hog(g: np.ndarray, cells: int = 4, bins: int = 8) -> np.ndarray:
+    gy, gx = np.gradient(g)
+    mag = np.hypot(gx, gy)
+    ang = (np.arctan2(gy, gx) % np.pi) / np.pi * bins
+    idx = np.minimum(ang.astype(int), bins - 1)
+    s = g.shape[0] // cells
+    out = np.zeros((cells, cells, bins), np.float32)
+    for cy in range(cells):
+        for cx in range(cells):
+            m = mag[cy * s:(cy + 1) * s, cx * s:(cx + 1) * s].ravel()
+            b = idx[cy * s:(cy + 1) * s, cx * s:(cx + 1) * s].ravel()
+            out[cy, cx] = np.bincount(b, weights=m, minlength=bins)
+    out /= out.sum(axis=2, keepdims=True) + 1e-6
+    return out.ravel()
+
+
+def _spectrum(g: np.ndarray, bands: int = 8) -> np.ndarray:
+    f = np.abs(np.fft.fftshift(np.fft.fft2(g - g.mean()))) ** 2
+    n = g.shape[0]
+    yy, xx = np.indices(f.shape)
+    r = np.hypot(yy - n / 2, xx - n / 2) / (n / 2)
+    edges = np.linspace(0, 1, bands + 1)
+    p = np.array([f[(r >= lo) & (r < hi)].mean() for lo, hi in itertools.pairwise(edges)])
+    return np.log1p(p / (p.sum() + 1e-9) * 100)
+
+
+def image_features(img: Image.Image) -> np.ndarray:
+    """A fixed-length description of one image (colour first: :data:`N_COLOUR` values)."""
+    rgb = np.asarray(img.convert("RGB").resize((FEATURE_SIDE, FEATURE_SIDE), Image.BILINEAR),
+                     dtype=np.float32) / 255
+    g = rgb.mean(axis=2)
+    mx, mn = rgb.max(axis=2), rgb.min(axis=2)
+    sat = (mx - mn) / (mx + 1e-3)
+    colour = [*rgb.reshape(-1, 3).mean(0), *rgb.reshape(-1, 3).std(0), sat.mean()]
+    hist = np.histogram(g, bins=16, range=(0, 1))[0] / g.size
+    thumb = np.asarray(Image.fromarray((g * 255).astype(np.uint8)).resize((8, 8), Image.BOX),
+                       dtype=np.float32).ravel() / 255
+    gy, gx = np.gradient(g)
+    grad = np.hypot(gx, gy)
+    stats = [g.mean(), g.std(), float((g < 0.05).mean()), float((g > 0.95).mean()), grad.mean(), grad.std()]
+    return np.concatenate([colour, stats, hist, thumb, _hog(g), _spectrum(g)]).astype(np.float32)
+
+
+def feature_matrix(images: list[Image.Image]) -> np.ndarray:
+    """Features of every image, robustly standardised per column (median / IQR).
+
+    Grey images in a folder that is mostly in colour get the median colour features of the
+    folder: a stored-as-grey image of the right modality should not look off-topic for lacking
+    colour, and its content still decides.
+    """
+    x = np.stack([image_features(im) for im in images])
+    grey = np.array([is_grey(im) for im in images])
+    if grey.any() and grey.mean() < 0.5:
+        x[grey, :N_COLOUR] = np.median(x[~grey, :N_COLOUR], axis=0)
+    med = np.median(x, axis=0)
+    iqr = np.subtract(*np.percentile(x, [75, 25], axis=0))
+    scale = np.where(iqr > 1e-6, iqr, x.std(axis=0) + 1e-6)
+    return (x - med) / scale
