@@ -1,0 +1,130 @@
+"""C2 cleaning tools: quality against the answer key (scale 0.3), flag vs remove, manifest, sandbox, bad input."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from tools.clean import make_cleaning_tools
+from tools.sandbox import Workspace
+
+torch.set_num_threads(1)
+_spec = importlib.util.spec_from_file_location(
+    "cleaning_quality", Path(__file__).parents[1] / "benchmarks" / "cleaning_quality.py")
+cq = importlib.util.module_from_spec(_spec)
+sys.modules["cleaning_quality"] = cq
+_spec.loader.exec_module(cq)
+
+
+@pytest.fixture(scope="module")
+def derm(built_envs, tmp_path_factory):
+    """Organised dermatoscopy folders (copies of the sites; tests copy them again before changing them)."""
+    return cq.prepare_folders(built_envs("dermatoscopy"), tmp_path_factory.mktemp("derm_sites"))
+
+
+@pytest.fixture(scope="module")
+def derm_scores(built_envs, tmp_path_factory):
+    """Scores of the three tools in remove mode (on their own copy: ``derm`` stays unmodified)."""
+    return cq.evaluate_folders(cq.prepare_folders(built_envs("dermatoscopy"), tmp_path_factory.mktemp("scored")))
+
+
+def _tools(site: Path):
+    return {t.name: t for t in make_cleaning_tools(Workspace.open(site))}
+
+
+def _files(root: Path) -> set[str]:
+    return {p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()}
+
+
+def test_duplicates_quality_on_dermatoscopy(derm_scores):
+    d = derm_scores["duplicates"]
+    assert d["precision"] >= 0.95 and d["recall"] >= 0.9, d  # measured 1.00 / 0.93 at scale 0.3
+
+
+def test_offtopic_and_label_errors_find_some(derm_scores):
+    # Measured at scale 0.3: off-topic P 0.70 R 0.78; label errors P 0.17 R 0.15 (below target, see xfail)
+    assert derm_scores["offtopic"]["precision"] >= 0.5 and derm_scores["offtopic"]["recall"] >= 0.5
+    assert derm_scores["label_errors"]["tp"] >= 1
+
+
+@pytest.mark.xfail(strict=True, reason="issue 4 targets not reached yet: off-topic >= 0.9, label errors P>=0.7 R>=0.5")
+def test_issue_targets_for_offtopic_and_label_errors(derm_scores):
+    o, lab = derm_scores["offtopic"], derm_scores["label_errors"]
+    assert o["precision"] >= 0.9 and o["recall"] >= 0.9
+    assert lab["precision"] >= 0.7 and lab["recall"] >= 0.5
+
+
+def test_flag_moves_nothing_and_remove_moves_with_manifest(derm, tmp_path):
+    f = next(f for f in derm if f.truth["duplicates"])
+    site = tmp_path / "site_x"
+    import shutil
+
+    shutil.copytree(f.site_dir / f.rel, site / f.rel)
+    (site / "raw").mkdir()
+    root = site / f.rel
+    before = _files(root)
+    tool = _tools(site)["find_duplicates"]
+    flagged = tool.invoke({"folder": f.rel, "mode": "flag"})
+    assert flagged["flagged"] >= 1 and "moved" not in flagged and _files(root) == before
+    assert all(e.startswith("<data>") for e in flagged["examples"])
+    removed = tool.invoke({"folder": f.rel, "mode": "remove"})
+    assert removed["moved"] == flagged["flagged"]
+    manifest = json.loads((site / removed["manifest"]).read_text())
+    moved_to = {Path(r["to"]).name for r in manifest["moved"]}
+    after = _files(root)
+    assert len(after) == len(before) - removed["moved"]
+    assert {Path(p).name for p in before} == {Path(p).name for p in after} | moved_to  # nothing lost
+    for rec in manifest["moved"]:
+        assert (site / rec["to"]).is_file() and not (site / rec["from"]).exists()
+    again = tool.invoke({"folder": f.rel, "mode": "flag"})
+    assert again["flagged"] == 0
+
+
+@pytest.mark.parametrize("folder", ["../site_other/work", "/etc", "work/../../x", "work/\u2024\u2024/x",
+                                    "w" * 300, "raw"])
+def test_escape_attempts_and_raw_are_refused(tmp_path, folder):
+    site = tmp_path / "site_y"
+    (site / "raw").mkdir(parents=True)
+    msg = _tools(site)["find_offtopic"].invoke({"folder": folder, "mode": "remove"})
+    assert isinstance(msg, str) and "Traceback" not in msg
+    assert any(w in msg for w in ("outside", "'..'", "unicode", "too long", "read-only", "does not exist"))
+
+
+def test_symlink_out_of_the_site_is_refused(tmp_path):
+    site = tmp_path / "site_z"
+    (site / "raw").mkdir(parents=True)
+    (site / "work").mkdir()
+    (tmp_path / "elsewhere").mkdir()
+    (site / "work" / "link").symlink_to(tmp_path / "elsewhere")
+    msg = _tools(site)["find_duplicates"].invoke({"folder": "work/link"})
+    assert isinstance(msg, str) and "outside" in msg
+
+
+def test_empty_folder_and_unreadable_file_give_clear_results(derm, tmp_path):
+    site = tmp_path / "site_e"
+    (site / "raw").mkdir(parents=True)
+    (site / "work" / "organized" / "empty" / "a").mkdir(parents=True)
+    tools = _tools(site)
+    msg = tools["find_label_errors"].invoke({"folder": "work/organized/empty"})
+    assert isinstance(msg, str) and "no readable images" in msg
+    f = derm[0]
+    import shutil
+
+    shutil.copytree(f.site_dir / f.rel, site / "work/organized/ds")
+    cls = next(p for p in (site / "work/organized/ds").iterdir() if p.is_dir())
+    (cls / "broken.png").write_bytes(b"not a png")
+    res = tools["find_duplicates"].invoke({"folder": "work/organized/ds", "mode": "remove"})
+    assert res["unreadable_files"]["count"] == 1 and "broken.png" in res["unreadable_files"]["items"][0]
+    assert (cls / "broken.png").exists()  # reported, never moved or deleted by this step
+
+
+def test_bad_mode_is_answered(tmp_path):
+    site = tmp_path / "site_m"
+    (site / "raw").mkdir(parents=True)
+    msg = _tools(site)["find_duplicates"].invoke({"folder": "work", "mode": "delete"})
+    assert isinstance(msg, str) and "invalid arguments" in msg
