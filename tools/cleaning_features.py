@@ -77,7 +77,7 @@ def fingerprint_views(img: Image.Image) -> np.ndarray:
     w, h = g.size
     rows = []
     for f in CROP_MARGINS:
-        m = int(round(min(w, h) * f))
+        m = round(min(w, h) * f)
         t = (g.crop((m, m, w - m, h - m)) if m else g).resize((FINGERPRINT_SIDE, FINGERPRINT_SIDE), Image.BILINEAR)
         a = np.asarray(t, dtype=np.float32) - np.asarray(t.filter(ImageFilter.GaussianBlur(1.5)), dtype=np.float32)
         rows.append(a.ravel())
