@@ -22,7 +22,7 @@ def _tools(tools):
 
 
 def test_catalog_is_readable_and_json_able():
-    tools = _tools(make_selection_tools(lambda: {}))
+    tools = _tools(make_selection_tools(dict))
     records = tools["read_algorithm_catalog"].invoke({})
     assert len(records) >= 5
     assert {"name", "full_name", "key_idea", "category", "choose_when", "hyperparameters"} <= set(records[0])
@@ -48,7 +48,7 @@ def test_disjoint_labels_and_shifted_scanners_are_high_skew():
 def test_statistics_tool_reads_reports_and_answers_when_none():
     stats = {"site_01": dict(SAME)}
     assert _tools(make_selection_tools(lambda: stats))["federation_statistics"].invoke({})["clients"] == 1
-    msg = _tools(make_selection_tools(lambda: {}))["federation_statistics"].invoke({})
+    msg = _tools(make_selection_tools(dict))["federation_statistics"].invoke({})
     assert isinstance(msg, str) and "no client" in msg
 
 
