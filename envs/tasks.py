@@ -15,7 +15,7 @@ from envs.concepts import CONCEPTS, Modality
 
 #: Algorithm families a task's acceptable set is built from.
 GENERIC: Final = ("fedavg", "fedavgm", "fedprox", "fedadam", "fedyogi", "fedadagrad", "scaffold", "moon", "feddyn")
-LABEL_SKEW: Final = ("fedlc", "scaffold", "fedprox", "moon", "feddyn")
+LABEL_SKEW: Final = ("fedlc", "scaffold", "fedprox", "moon", "feddyn", "fedavgm")
 PERSONALISED: Final = ("fedbn", "fedper", "fedrep", "ditto")
 
 Goal = Literal["none", "feature_skew", "label_skew"]

@@ -41,6 +41,11 @@ def _tools(config: RunnableConfig, site_id: str) -> dict[str, list]:
     return make_client_tools(Workspace.open(rt.site_dir(site_id)))
 
 
+def _pick(tools: dict[str, list], name: str) -> list:
+    """One named tool from the site's tool sets (C2 also reads cards and lists labels)."""
+    return [t for role in tools.values() for t in role if t.name == name][:1]
+
+
 def select(state: ClientState, config: RunnableConfig) -> dict[str, Any]:
     """C1: which of this site's datasets fit the task."""
     site = state["site_id"]
@@ -56,8 +61,8 @@ def prepare(state: ClientState, config: RunnableConfig) -> dict[str, Any]:
     site = state["site_id"]
     tools = _tools(config, site)
     payload = {"site_id": site, "task_spec": state["task_spec"], "selection": state["selection"]}
-    result, outcome, usage, events = run_role("C2", runtime(config), tools["C1"][:1] + tools["C2"], payload,
-                                              config, site)
+    result, outcome, usage, events = run_role("C2", runtime(config), _pick(tools, "read_data_cards") + tools["C2"]
+                                              + _pick(tools, "list_labels"), payload, config, site)
     return {"preprocess": {site: result} if result else {}, "outcomes": [outcome], "usage": usage, "events": events}
 
 
@@ -66,8 +71,7 @@ def harmonize(state: ClientState, config: RunnableConfig) -> dict[str, Any]:
     site = state["site_id"]
     tools = _tools(config, site)
     payload = {"site_id": site, "task_spec": state["task_spec"], "selection": state["selection"]}
-    result, outcome, usage, events = run_role("C3", runtime(config), tools["C1"][:1] + tools["C3"], payload,
-                                              config, site)
+    result, outcome, usage, events = run_role("C3", runtime(config), tools["C3"], payload, config, site)
     return {"harmonization": {site: result} if result else {}, "outcomes": [outcome], "usage": usage,
             "events": events}
 

@@ -33,7 +33,7 @@ def run_role(code: str, rt: Runtime, tools: list[BaseTool], payload: dict[str, A
     """Run role ``code`` on ``payload`` (its input, as JSON); return (result, outcome, usage, events)."""
     agent = build_agent(code, rt.model, tools, rt.guidance, site_id=site_id)
     emit({"role": code, "site": site_id, "event": "start"})
-    start = time.perf_counter()
+    start, started = time.perf_counter(), time.time()
     try:
         final = agent.invoke({"messages": [HumanMessage(json.dumps(payload, indent=1, default=str))]},
                              {**config, "recursion_limit": 4 * agent_steps(code) + 10})
@@ -48,11 +48,13 @@ def run_role(code: str, rt: Runtime, tools: list[BaseTool], payload: dict[str, A
     events = [{"role": code, "site": site_id, "tool": c["name"]} for c in tool_calls]
     for e in events:
         emit(e)
+    save_transcript(rt, code, site_id, messages)
     result = final.get("result")
     failure = None if result is not None else (final.get("failure") or "no_submission")
     outcome = RoleOutcome(role=code, site_id=site_id, success=result is not None, failure=failure,
                           reason=final.get("reason", "") if failure else "submitted", steps=final.get("steps", 0),
-                          tool_calls=len(tool_calls), seconds=round(seconds, 3))
+                          tool_calls=len(tool_calls), seconds=round(seconds, 3), started=started,
+                          ended=time.time())
     emit({"role": code, "site": site_id, "event": "end", "success": outcome["success"],
           "failure": failure, "seconds": outcome["seconds"]})
     return result, outcome, final.get("usage", []), events
@@ -62,3 +64,15 @@ def agent_steps(code: str) -> int:
     from graphs.roles import ROLES
 
     return ROLES[code].max_steps
+
+
+def save_transcript(rt: Runtime, code: str, site_id: str | None, messages: list) -> None:
+    """Append the role's whole conversation to ``<run_dir>/transcripts/<role>[_<site>].jsonl``."""
+    from langchain_core.messages import messages_to_dict
+
+    folder = rt.run_dir / "transcripts"
+    folder.mkdir(parents=True, exist_ok=True)
+    name = f"{code}_{site_id}" if site_id else code
+    with open(folder / f"{name}.jsonl", "a", encoding="utf-8") as fh:
+        for m in messages_to_dict(messages):
+            fh.write(json.dumps(m, default=str) + "\n")

@@ -117,8 +117,11 @@ def train(state: ServerState, config: RunnableConfig) -> dict[str, Any]:
         if not (answer is True or answer in ("yes", "y", "approve")):
             return {"events": [{"role": "S4", "event": "launch declined by a human"}]}
     dirs = {s: rt.site_dir(s) / "work" / "harmonized" for s in sites}
-    tools = make_training_tools(dirs, rt.run_dir / "training", rt.train)
-    payload = {"algorithm": state["algorithm"], "sites": sites, "task_spec": state["task_spec"]}
+    fixed = {k: v for k, v in rt.train.items() if k not in ("rounds", "local_epochs", "baselines")}
+    tools = make_training_tools(dirs, rt.run_dir / "training", fixed)
+    settings = {k: rt.train[k] for k in ("rounds", "local_epochs", "baselines") if k in rt.train}
+    payload = {"algorithm": state["algorithm"], "sites": sites, "task_spec": state["task_spec"],
+               "settings": settings}
     result, outcome, usage, events = run_role("S4", rt, tools, payload, config)
     return {"training": result, "outcomes": [outcome], "usage": usage, "events": events}
 

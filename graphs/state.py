@@ -30,6 +30,8 @@ class RoleOutcome(TypedDict):
     steps: int
     tool_calls: int
     seconds: float
+    started: float  # epoch seconds, for per-phase wall time
+    ended: float
 
 
 class UsageRow(TypedDict):

@@ -53,3 +53,14 @@ def test_register_an_existing_folder_as_a_site(tmp_path):
     assert tree_hash(src.parent) == before
     with pytest.raises(FileExistsError):
         register_site(tmp_path / "env", src.parent, "st_mary", modality="xray")
+
+
+def test_acceptable_algorithm_sets_follow_the_catalog_categories():
+    from algorithms.catalog import as_records
+    from envs.tasks import GENERIC, LABEL_SKEW, PERSONALISED
+
+    category = {r["name"]: r["category"] for r in as_records()}
+    assert set(GENERIC + LABEL_SKEW + PERSONALISED) <= set(category), "a task names an unregistered algorithm"
+    assert set(LABEL_SKEW) == {n for n, c in category.items() if c == "label_skew"}
+    assert set(PERSONALISED) == {n for n, c in category.items() if c in ("feature_skew", "personalised")} - {"local"}
+    assert not {category[n] for n in GENERIC} & {"feature_skew", "personalised"}

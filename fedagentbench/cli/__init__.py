@@ -14,7 +14,11 @@ import sys
 from collections.abc import Sequence
 
 #: Sub-command modules, in help order.
-COMMANDS: tuple[str, ...] = ("fedagentbench.cli.envs_cmd", "fedagentbench.cli.train_cmd")
+COMMANDS: tuple[str, ...] = (
+    "fedagentbench.cli.run_cmd",
+    "fedagentbench.cli.envs_cmd",
+    "fedagentbench.cli.train_cmd",
+)
 
 
 class UserError(Exception):

@@ -104,3 +104,121 @@ def c3(t: Transcript) -> Call:
         "class_counts": {k: int(v) for k, v in (stats.get("class_counts") or {}).items()},
         "statistics": {k: float(v) for k, v in stats.items() if isinstance(v, (int, float)) and not isinstance(v, bool)},
     }
+
+
+CLEANING = ("find_duplicates", "find_offtopic", "find_label_errors")
+
+
+def _selected_folders(t: Transcript, cards: dict) -> list[tuple[str, str]]:
+    """(raw folder, organised folder) of each selected dataset, from the data cards."""
+    selected = t.input["selection"]["selected"]
+    out = []
+    for d in cards.get("datasets", []):
+        if plain(d["name"]) in selected:
+            raw = plain(d["folder"])
+            out.append((raw, "work/organized/" + raw.split("/", 1)[1]))
+    return out
+
+
+@policy("PreprocessReport")
+def c2(t: Transcript) -> Call:
+    cards = t.last("read_data_cards")
+    if cards is None:
+        return "read_data_cards", {}
+    folders = _selected_folders(t, cards)
+    plan: list[Call] = []
+    for raw, organized in folders:
+        plan.append(("organize_dataset", {"folder": raw}))
+        plan += [(tool, {"folder": organized, "mode": "remove"}) for tool in CLEANING]
+        plan.append(("list_labels", {"folder": organized}))
+    done = len(t.results) - 1  # results after read_data_cards, one per planned call
+    if done < len(plan):
+        return plan[done]
+    removed: dict[str, int] = {}
+    organized_n = final_n = 0
+    labels: dict[str, int] = {}
+    for name, result in t.results[1:]:
+        if not isinstance(result, dict):
+            continue
+        if name == "organize_dataset":
+            organized_n += int(result.get("written", 0))
+            for bucket, info in (result.get("skipped") or {}).items():
+                if isinstance(info, dict) and info.get("count"):
+                    removed[bucket] = removed.get(bucket, 0) + int(info["count"])
+        elif name in CLEANING:
+            step = str(result.get("step", name))
+            removed[step] = removed.get(step, 0) + int(result.get("moved", 0))
+        elif name == "list_labels":
+            final_n += int(result.get("n_images", 0))
+            for lab, n in (result.get("labels") or {}).items():
+                labels[plain(lab)] = labels.get(plain(lab), 0) + int(n)
+    return "submit_PreprocessReport", {
+        "site_id": t.input["site_id"], "datasets": list(t.input["selection"]["selected"]),
+        "organized_images": organized_n, "removed": removed, "final_images": final_n, "label_counts": labels}
+
+
+#: Catalog categories that answer each implicit goal, in order of preference.
+GOAL_CATEGORIES = {"feature_skew": ("feature_skew", "personalised"), "label_skew": ("label_skew",)}
+#: Above this mean Jensen-Shannon label skew a generic task gets a drift-robust algorithm.
+HIGH_LABEL_SKEW = 0.2
+
+
+@policy("AlgorithmChoice")
+def s3(t: Transcript) -> Call:
+    catalog = t.last("read_algorithm_catalog")
+    if catalog is None:
+        return "read_algorithm_catalog", {}
+    stats = t.last("federation_statistics")
+    if stats is None:
+        return "federation_statistics", {}
+    entries = catalog if isinstance(catalog, list) else catalog.get("algorithms", [])
+    goals = t.input["task_spec"].get("implicit_goals", [])
+    for goal in goals:
+        for cat in GOAL_CATEGORIES.get(goal, ()):
+            pick = next((e for e in entries if e["category"] == cat), None)
+            if pick:
+                return "submit_AlgorithmChoice", {"algorithm": pick["name"],
+                                                  "reason": f"the task implies {goal}; {pick['name']} is a "
+                                                            f"{cat.replace('_', ' ')} method: {pick['key_idea']}"}
+    skew = _number(stats, "label_skew")
+    if skew is not None and skew > HIGH_LABEL_SKEW and any(e["name"] == "fedprox" for e in entries):
+        return "submit_AlgorithmChoice", {"algorithm": "fedprox",
+                                          "reason": f"label skew {skew:.2f} across sites; FedProx limits client drift"}
+    return "submit_AlgorithmChoice", {"algorithm": "fedavg", "reason": "no implicit goal and moderate skew: FedAvg"}
+
+
+def _number(stats: Any, name: str) -> float | None:
+    """The headline value of a skew measure in federation_statistics' output."""
+    v = stats.get(name) if isinstance(stats, dict) else None
+    if isinstance(v, dict):
+        v = next((x for k, x in v.items() if isinstance(x, (int, float)) and "mean" in k), None) or next(
+            (x for x in v.values() if isinstance(x, (int, float))), None)
+    return float(v) if isinstance(v, (int, float)) else None
+
+
+@policy("TrainingReport")
+def s4(t: Transcript) -> Call:
+    algo, sites = t.input["algorithm"], t.input["sites"]
+    settings = t.input.get("settings", {})
+    launched = t.last("launch_training")
+    if launched is None:
+        return "launch_training", {"algorithm": algo["algorithm"], "sites": sites,
+                                   "algorithm_params": algo.get("hyperparameters") or {}, **settings}
+    if not isinstance(launched, dict) or "job_id" not in launched:
+        return "submit_TrainingReport", {"job_id": "none", "algorithm": algo["algorithm"], "sites": sites,
+                                         "status": "failed", "rounds_completed": 0, "notes": str(launched)[:300]}
+    job = launched["job_id"]
+    status = t.last("training_status")
+    if status is None or (isinstance(status, dict) and status.get("state") == "running"):
+        return "training_status", {"job_id": job}
+    report = t.last("training_report")
+    state = status.get("state", "failed") if isinstance(status, dict) else "failed"
+    if report is None and state == "finished":
+        return "training_report", {"job_id": job}
+    metrics = (report or {}).get("final_test", {}) if isinstance(report, dict) else {}
+    return "submit_TrainingReport", {
+        "job_id": job, "algorithm": algo["algorithm"], "sites": sites, "status": state,
+        "rounds_completed": int((report or {}).get("rounds_completed", status.get("rounds_done", 0))
+                                if isinstance(report, dict) else 0),
+        "metrics": {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))},
+        "notes": "" if state == "finished" else str(status.get("error", ""))[:300]}

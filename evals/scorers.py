@@ -1,0 +1,152 @@
+"""One registered scorer per role: pass/fail against the task's answer key, with the measured detail."""
+
+from __future__ import annotations
+
+from graphs.scripted.lexicon import concept_of
+from evals.cleaning import c2_site_detail
+from evals.scoring import RoleScore, Trial, not_submitted, scorer
+
+
+def spec_partition(spec: dict) -> dict[str, frozenset[str | None]]:
+    """A task spec's classes as sets of concepts (unknown findings become None)."""
+    m = spec["modality"]
+    return {c["name"]: frozenset(concept_of(m, x) for x in c["includes"]) for c in spec["target_classes"]}
+
+
+def class_translation(trial: Trial) -> dict[str, str] | None:
+    """Spec class name -> key class name, when the spec's classes are the key's (else None)."""
+    spec = trial.state.get("task_spec")
+    if not spec:
+        return None
+    key = {frozenset(v): k for k, v in trial.task.target_classes.items()}
+    mine = spec_partition(spec)
+    if set(mine.values()) != set(key):
+        return None
+    return {name: key[concepts] for name, concepts in mine.items()}
+
+
+@scorer("S1")
+def score_s1(t: Trial) -> RoleScore:
+    if (bad := not_submitted("S1", t.outcomes("S1"))) is not None:
+        return bad
+    spec, task = t.state["task_spec"], t.task
+    problems = []
+    if spec["modality"] != task.modality:
+        problems.append(f"modality {spec['modality']} (want {task.modality})")
+    if class_translation(t) is None:
+        got = {k: sorted(str(c) for c in v) for k, v in spec_partition(spec).items()}
+        problems.append(f"target classes {got} (want {task.target_classes})")
+    if t.thresholds.require_implicit_goal and task.implicit_goal != "none" and task.implicit_goal not in spec.get(
+            "implicit_goals", []):
+        problems.append(f"missed the implicit goal {task.implicit_goal}")
+    return RoleScore(role="S1", passed=not problems, failure_category="wrong_decision" if problems else None,
+                     explanation="; ".join(problems) or "task spec matches the key")
+
+
+def _f1(got: set[str], want: set[str]) -> float:
+    if not got and not want:
+        return 1.0
+    tp = len(got & want)
+    return 2 * tp / (len(got) + len(want)) if tp else 0.0
+
+
+@scorer("C1")
+def score_c1(t: Trial) -> RoleScore:
+    if (bad := not_submitted("C1", t.outcomes("C1"))) is not None:
+        return bad
+    per_site = {}
+    for site in t.key.sites:
+        got = set(t.state.get("selections", {}).get(site, {}).get("selected", []))
+        per_site[site] = _f1(got, set(t.task.qualifying.get(site, [])))
+    mean = sum(per_site.values()) / len(per_site)
+    wrong = sorted(s for s, f in per_site.items() if f < 1)
+    ok = mean >= t.thresholds.c1_min_f1
+    return RoleScore(role="C1", passed=ok, failure_category=None if ok else "wrong_decision",
+                     explanation=f"mean per-site F1 {mean:.2f}" + (f"; wrong at {wrong}" if wrong else ""),
+                     detail={"f1": per_site})
+
+
+@scorer("S2")
+def score_s2(t: Trial) -> RoleScore:
+    if (bad := not_submitted("S2", t.outcomes("S2"))) is not None:
+        return bad
+    approved = {s for s, a in t.state.get("approvals", {}).items() if a.get("approved")}
+    want = set(t.task.qualifying)
+    ok = approved == want
+    return RoleScore(role="S2", passed=ok, failure_category=None if ok else "wrong_decision",
+                     explanation="approved exactly the qualifying sites" if ok else
+                     f"approved {sorted(approved)}; qualifying {sorted(want)}",
+                     detail={"approved": sorted(approved), "qualifying": sorted(want)})
+
+
+@scorer("C2")
+def score_c2(t: Trial) -> RoleScore:
+    if (bad := not_submitted("C2", t.outcomes("C2"))) is not None:
+        return bad
+    details, failing = {}, []
+    for o in t.outcomes("C2"):
+        site = o["site_id"]
+        selected = t.state["selections"][site]["selected"]
+        d = c2_site_detail(t.key.sites[site], selected, t.env_dir / "sites" / site / "work" / "organized")
+        details[site] = d
+        th = t.thresholds
+        low = [k for k, need in th.c2_min_recall.items() if d["recall"].get(k) is not None and d["recall"][k] < need]
+        if low or d["clean_kept"] < th.c2_min_clean_kept or d["misfiled"]:
+            failing.append(f"{site}: recall below threshold for {low}, clean kept {d['clean_kept']:.2f}, "
+                           f"misfiled {d['misfiled']}")
+    ok = not failing
+    return RoleScore(role="C2", passed=ok, failure_category=None if ok else "wrong_decision",
+                     explanation="; ".join(failing) or "cleaning meets every threshold at every site",
+                     detail=details)
+
+
+@scorer("C3")
+def score_c3(t: Trial) -> RoleScore:
+    if (bad := not_submitted("C3", t.outcomes("C3"))) is not None:
+        return bad
+    translate = class_translation(t)
+    if translate is None:
+        return RoleScore(role="C3", passed=False, failure_category="upstream",
+                         explanation="the task spec's classes are not the key's, so no label map can be right")
+    wrong = {}
+    for o in t.outcomes("C3"):
+        site = o["site_id"]
+        got = {k: (translate.get(v) if v is not None else None)
+               for k, v in t.state["harmonization"][site]["label_map"].items()}
+        want = {lab: cls for ds in t.task.label_maps.get(site, {}).values() for lab, cls in ds.items()}
+        diff = {lab: (got.get(lab, "<missing>"), cls) for lab, cls in want.items() if got.get(lab, "<missing>") != cls}
+        if diff:
+            wrong[site] = diff
+    ok = not wrong
+    return RoleScore(role="C3", passed=ok, failure_category=None if ok else "wrong_decision",
+                     explanation="every label map is exactly right" if ok else f"wrong maps (got, want): {wrong}",
+                     detail={"wrong": {s: {k: list(v) for k, v in d.items()} for s, d in wrong.items()}})
+
+
+@scorer("S3")
+def score_s3(t: Trial) -> RoleScore:
+    if (bad := not_submitted("S3", t.outcomes("S3"))) is not None:
+        return bad
+    algo = t.state["algorithm"]["algorithm"]
+    ok = algo in t.task.acceptable_algorithms
+    return RoleScore(role="S3", passed=ok, failure_category=None if ok else "wrong_decision",
+                     explanation=f"{algo} is {'in' if ok else 'not in'} the acceptable set "
+                     f"{t.task.acceptable_algorithms}")
+
+
+@scorer("S4")
+def score_s4(t: Trial) -> RoleScore:
+    if (bad := not_submitted("S4", t.outcomes("S4"))) is not None:
+        return bad
+    from evals.training_check import verify_training
+
+    ok, why, detail = verify_training(t)
+    return RoleScore(role="S4", passed=ok, failure_category=None if ok else "wrong_decision", explanation=why,
+                     detail=detail)
+
+
+def score_trial(t: Trial) -> dict[str, RoleScore]:
+    """Every role's score for one trial, in role order."""
+    from evals.scoring import SCORERS
+
+    return {role: SCORERS[role](t) for role in ("S1", "C1", "S2", "C2", "C3", "S3", "S4")}

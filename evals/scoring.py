@@ -1,0 +1,90 @@
+"""Scoring primitives: the RoleScore every scorer returns, the registry, and the suite thresholds."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from envs.key import AnswerKey
+
+FailureCategory = str  # step_limit | format_error | provider_error | harness_error | wrong_decision | upstream | ...
+
+
+class RoleScore(BaseModel):
+    """One role's verdict on one task trial."""
+
+    role: str
+    passed: bool | None = Field(description="None: unscored (the harness, not the model, failed)")
+    failure_category: FailureCategory | None = None
+    explanation: str = ""
+    detail: dict[str, Any] = Field(default_factory=dict)
+
+    @classmethod
+    def unscored(cls, role: str, why: str) -> RoleScore:
+        return cls(role=role, passed=None, failure_category="harness_error", explanation=why)
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """Pass thresholds, the same for every model (documented in the suite)."""
+
+    c1_min_f1: float = 1.0  # mean per-site F1 of selected datasets
+    c2_min_recall: dict[str, float] = field(default_factory=lambda: {
+        "corrupt": 1.0, "non_image": 1.0, "mask": 1.0, "duplicate": 0.8, "offtopic": 0.8})
+    c2_min_clean_kept: float = 0.85  # clean images of the selected datasets that survive cleaning
+    require_implicit_goal: bool = True  # S1 must name the task's implicit goal
+
+
+@dataclass(frozen=True)
+class Trial:
+    """Everything a scorer may look at: the final server state and where the run left its files."""
+
+    state: dict[str, Any]
+    key: AnswerKey
+    task_id: str
+    env_dir: Path
+    run_dir: Path
+    thresholds: Thresholds = Thresholds()
+
+    @property
+    def task(self):
+        return self.key.tasks[self.task_id]
+
+    def outcome(self, role: str, site_id: str | None = None) -> dict | None:
+        return next((o for o in self.state.get("outcomes", []) if o["role"] == role and o["site_id"] == site_id), None)
+
+    def outcomes(self, role: str) -> list[dict]:
+        return [o for o in self.state.get("outcomes", []) if o["role"] == role]
+
+
+Scorer = Callable[[Trial], RoleScore]
+SCORERS: dict[str, Scorer] = {}
+
+
+def scorer(role: str) -> Callable[[Scorer], Scorer]:
+    """Register the scorer of ``role``."""
+
+    def deco(fn: Scorer) -> Scorer:
+        SCORERS[role] = fn
+        return fn
+
+    return deco
+
+
+def not_submitted(role: str, outcomes: list[dict]) -> RoleScore | None:
+    """A failure verdict when the role (at any site) never submitted; None if all submitted."""
+    failed = [o for o in outcomes if not o["success"]]
+    if not outcomes:
+        return RoleScore(role=role, passed=False, failure_category="upstream", explanation="the role never ran")
+    if failed:
+        o = failed[0]
+        cat = o["failure"] or "no_submission"
+        if cat == "harness_error":
+            return RoleScore.unscored(role, o["reason"])
+        where = f" at {o['site_id']}" if o["site_id"] else ""
+        return RoleScore(role=role, passed=False, failure_category=cat, explanation=f"{cat}{where}: {o['reason']}")
+    return None

@@ -1,0 +1,139 @@
+"""``fedagentbench run "REQUEST" --env MODALITY``: one sentence in, a finished FL run and a report out."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sqlite3
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+DEFAULT_TRAIN = {"rounds": 5, "local_epochs": 2, "baselines": True}
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("run", help="run the agents on one request in a hospital environment")
+    p.add_argument("request", help="the user's request, in one sentence")
+    p.add_argument("--env", required=True, help="modality to build (or reuse) an environment of, or a built folder")
+    p.add_argument("--model", default="scripted", help="scripted (default), provider:model, openai-compatible:M@URL")
+    p.add_argument("--base-url", default=None, help="OpenAI-compatible server for --model")
+    p.add_argument("--guidance", choices=["fine-grained", "goal-oriented"], default="fine-grained")
+    p.add_argument("--approve", choices=["auto", "ask"], default="auto", help="ask: a human confirms sites, "
+                   "label maps and the launch")
+    p.add_argument("--out", default="runs/run", help="run folder (report, transcripts, training)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--scale", type=float, default=1.0)
+    p.add_argument("--rounds", type=int, default=DEFAULT_TRAIN["rounds"])
+    p.add_argument("--local-epochs", type=int, default=DEFAULT_TRAIN["local_epochs"])
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--thread-id", default=None, help="resume the run with this id from its checkpoint")
+    p.set_defaults(func=_run)
+
+
+def prepare_env(env: str, out: Path, seed: int, scale: float, console: Console) -> Path:
+    """A built environment folder: the given one, a reused one under ``out``, or a new build."""
+    from envs.build import build, load
+    from envs.concepts import MODALITIES
+
+    if env not in MODALITIES:
+        load(env)  # raises with a clear message if it is not a built environment
+        return Path(env)
+    target = out / "env"
+    if (target / "key" / "answer_key.json").exists():
+        key = load(target).key
+        if (key.modality, key.seed, key.scale) == (env, seed, scale):
+            console.print(f"reusing the {env} environment at {target}")
+            return target
+    console.print(f"building the {env} environment (seed {seed}, scale {scale}) ...")
+    built = build(env, target, seed=seed, scale=scale, force=True)
+    console.print(f"built {len(built.key.sites)} sites in {built.seconds:.1f} s")
+    return target
+
+
+def reset_work(env_dir: Path) -> None:
+    """A run starts from the raw data: each site's previous work/ folder is cleared."""
+    import shutil
+
+    for site in (env_dir / "sites").iterdir():
+        shutil.rmtree(site / "work", ignore_errors=True)
+
+
+def _line(event: dict[str, Any]) -> str | None:
+    who = event.get("role", "") + (f"@{event['site']}" if event.get("site") else "")
+    if event.get("event") == "start":
+        return f"[cyan]{who}[/] started"
+    if event.get("event") == "end":
+        ok = "[green]done[/]" if event.get("success") else f"[red]failed[/] ({event.get('failure')})"
+        return f"[cyan]{who}[/] {ok} in {event.get('seconds', 0):.1f} s"
+    if event.get("tool"):
+        return f"  [dim]{who} -> {event['tool']}[/]"
+    return None
+
+
+def _ask(console: Console, payload: dict[str, Any]) -> Any:
+    console.print(f"[bold yellow]{payload.get('question')}[/]")
+    console.print(json.dumps({k: v for k, v in payload.items() if k != "question"}, indent=1, default=str))
+    answer = input("yes, or the site ids to keep (space separated), or no: ").strip()
+    if answer.lower() in ("y", "yes", ""):
+        return True
+    return [] if answer.lower() in ("n", "no") else answer.split()
+
+
+def _run(args: argparse.Namespace) -> int:
+    from langgraph.checkpoint.sqlite import SqliteSaver
+    from langgraph.types import Command
+
+    from envs.build import load
+    from evals.run_report import write_run_report
+    from graphs.models import describe, make
+    from graphs.server import build_graph
+
+    console = Console()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    env_dir = prepare_env(args.env, out, args.seed, args.scale, console)
+    key = load(env_dir).key
+    task_id = next((t.task_id for t in key.tasks.values() if t.request == args.request), None)
+    model = make(args.model, base_url=args.base_url)
+    console.print(f"model: {describe(args.model)}; guidance: {args.guidance}; task: {task_id or 'not a suite task'}")
+    thread = args.thread_id or uuid.uuid4().hex[:12]
+    conn = sqlite3.connect(out / "checkpoints.sqlite", check_same_thread=False)
+    graph = build_graph(checkpointer=SqliteSaver(conn))
+    config = {"configurable": {"thread_id": thread, "env_dir": str(env_dir), "run_dir": str(out), "model": model,
+                               "guidance": args.guidance, "approve": args.approve,
+                               "train": {"rounds": args.rounds, "local_epochs": args.local_epochs,
+                                         "baselines": True, "num_threads": args.threads}},
+              "recursion_limit": 400}
+    resuming = bool(args.thread_id) and graph.get_state(config).next
+    if not resuming:
+        reset_work(env_dir)
+    console.print(f"thread id {thread} (resume with --thread-id {thread})")
+    start = time.perf_counter()
+    pending: Any = None if resuming else {"request": args.request}
+    while True:
+        interrupted = None
+        for _ns, mode, chunk in graph.stream(pending, config, stream_mode=["custom", "updates"], subgraphs=True):
+            if mode == "custom" and (line := _line(chunk)):
+                console.print(line)
+            elif mode == "updates" and "__interrupt__" in chunk:
+                interrupted = chunk["__interrupt__"][0].value
+        if interrupted is None:
+            break
+        pending = Command(resume=_ask(console, interrupted))
+    state = graph.get_state(config).values
+    report = write_run_report(state, out=out, env_dir=env_dir, task_id=task_id, model=args.model,
+                              guidance=args.guidance, key=key)
+    conn.close()
+    passed = {r: s.get("success") for r, s in report["roles"].items()}
+    console.print(f"finished in {time.perf_counter() - start:.1f} s; roles: {passed}")
+    m = report.get("metrics", {}).get("federated", {})
+    if m:
+        console.print(f"federated balanced accuracy {m.get('balanced_accuracy'):.3f} "
+                      f"(local-only mean {report['metrics'].get('local_only_mean') or float('nan'):.3f}, "
+                      f"pooled {report['metrics'].get('pooled') or float('nan'):.3f})")
+    console.print(f"report: {out / 'report.md'}")
+    return 0
