@@ -8,6 +8,7 @@ and hyper-parameters; it never sees a path, a pixel or a weight.
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -122,6 +123,11 @@ class JobArgs(BaseModel):
     job_id: str = Field(description="the id launch_training returned")
 
 
+class StatusArgs(JobArgs):
+    wait_seconds: int = Field(default=30, ge=0, le=120,
+                              description="while the job runs, wait up to this long for the next round or the end")
+
+
 def make_training_tools(client_dirs: dict[str, Path], out_dir: Path, defaults: dict[str, Any] | None = None,
                         manager: JobManager | None = None) -> list[BaseTool]:
     """S4's tools, bound to the runtime's client folders (site id -> prepared folder) and a run folder.
@@ -179,10 +185,12 @@ def make_training_tools(client_dirs: dict[str, Path], out_dir: Path, defaults: d
             raise ToolException(f"no job {job_id!r}; known jobs: {', '.join(jobs.jobs) or 'none (launch one first)'}")
         return jobs.jobs[job_id]
 
-    def training_status(job_id: str) -> dict[str, Any]:
+    def training_status(job_id: str, wait_seconds: int = 30) -> dict[str, Any]:
         """Progress of a training job: state (running/finished/stopped/failed), rounds done, and per-round
-        validation metric, training loss and pooled test balanced accuracy so far."""
+        validation metric, training loss and pooled test balanced accuracy so far. While the job runs, the
+        call waits up to wait_seconds for the next round or the end, so poll it again without pausing."""
         job = _job(job_id)
+        _wait_for_progress(job, wait_seconds)
         hist = job.history()
         out: dict[str, Any] = {"job_id": job_id, "state": job.state, "rounds_done": len(hist),
                                "rounds_planned": job.rounds,
@@ -211,10 +219,18 @@ def make_training_tools(client_dirs: dict[str, Path], out_dir: Path, defaults: d
                                    else "launch a new run"))
         return _report(job_id, job.sites, summary)
 
-    fns = [(launch_training, LaunchArgs), (training_status, JobArgs), (stop_training, JobArgs),
+    fns = [(launch_training, LaunchArgs), (training_status, StatusArgs), (stop_training, JobArgs),
            (training_report, JobArgs)]
     return [StructuredTool.from_function(f, args_schema=s, handle_tool_error=True,
                                          handle_validation_error=_invalid) for f, s in fns]
+
+
+def _wait_for_progress(job: Any, wait_seconds: float, poll: float = 0.25) -> None:
+    """Block until the job finishes a round, ends, or ``wait_seconds`` pass (a long poll: fewer calls)."""
+    deadline = time.monotonic() + max(0.0, wait_seconds)
+    rounds = len(job.history())
+    while job.state == "running" and len(job.history()) == rounds and time.monotonic() < deadline:
+        time.sleep(poll)
 
 
 def _invalid(exc: Exception) -> str:
