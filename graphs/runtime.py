@@ -8,6 +8,7 @@ and are read here, on the side of the system (not the agents).
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,12 +37,21 @@ class Runtime:
         return list(json.loads((self.env_dir / "server" / "sites.json").read_text())["sites"])
 
 
+def _from_environment() -> dict[str, str]:
+    """Defaults for servers (``langgraph dev``) that cannot pass objects in the config."""
+    names = {"env_dir": "FEDAGENTBENCH_ENV_DIR", "run_dir": "FEDAGENTBENCH_RUN_DIR", "model": "FEDAGENTBENCH_MODEL",
+             "guidance": "FEDAGENTBENCH_GUIDANCE"}
+    return {k: os.environ[v] for k, v in names.items() if os.environ.get(v)}
+
+
 def runtime(config: RunnableConfig | None) -> Runtime:
     """The run's :class:`Runtime` from its config (ValueError names what is missing)."""
-    conf = (config or {}).get("configurable", {})
-    missing = [k for k in ("env_dir", "run_dir", "model") if k not in conf]
+    conf = {**_from_environment(), **(config or {}).get("configurable", {})}
+    missing = [k for k in ("env_dir", "run_dir") if k not in conf]
     if missing:
-        raise ValueError(f"the run's config lacks {missing}; pass them in config['configurable']")
+        raise ValueError(f"the run's config lacks {missing}; pass them in config['configurable'] or set "
+                         "FEDAGENTBENCH_ENV_DIR / FEDAGENTBENCH_RUN_DIR")
+    conf.setdefault("model", "scripted")
     from graphs.models import make
 
     model = conf["model"] if isinstance(conf["model"], BaseChatModel) else make(str(conf["model"]))

@@ -1,0 +1,29 @@
+"""Helpers for graph tests: a private copy of a built environment and a run config."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from envs.readonly import make_writable
+
+
+def private_env(built, tmp: Path) -> Path:
+    """Copy a session-built environment so a run's work/ folders stay in this test."""
+    dest = tmp / "env"
+    shutil.copytree(built.root, dest, symlinks=True, ignore=shutil.ignore_patterns("work"))
+    return dest
+
+
+def run_config(env_dir: Path, run_dir: Path, **extra) -> dict:
+    from graphs.scripted.model import ScriptedChatModel
+
+    conf = {"env_dir": str(env_dir), "run_dir": str(run_dir), "model": ScriptedChatModel(),
+            "guidance": "fine-grained", "train": {"rounds": 1, "local_epochs": 1, "baselines": False}}
+    conf.update(extra)
+    return {"configurable": conf, "recursion_limit": 400}
+
+
+def cleanup(path: Path) -> None:
+    if path.exists():
+        make_writable(path)
