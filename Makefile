@@ -17,11 +17,8 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/fedagentbench envs build dermatoscopy --out $(OUT)/env --seed 0 --force
-	$(BIN)/fedagentbench envs show $(OUT)/env
-	$(BIN)/python -m envs.oracle $(OUT)/env derm-binary-cancer $(OUT)/prepared --size 64
-	$(BIN)/fedagentbench train --data $(OUT)/prepared/* --algorithm fedavg --rounds 5 --baselines \
-		--threads $(TORCH_THREADS) --out $(OUT)/train --no-resume --quiet
+	$(BIN)/fedagentbench run "I want to train a binary skin cancer detection model on dermatology images." \
+		--env dermatoscopy --model scripted --out $(OUT) --threads $(TORCH_THREADS)
 
 test: $(STAMP)
 	OMP_NUM_THREADS=$(TORCH_THREADS) $(BIN)/python -m pytest -q
