@@ -12,8 +12,12 @@ import pytest
 from envs.concepts import CONCEPTS, MODALITIES
 from envs.synth.learnability import SmallCNN, balanced_accuracy, learnability, render_dataset
 
-#: (images per class, epochs) for the test: smaller than the benchmark's one-minute budget.
-TEST_BUDGET: dict[str, tuple[int, int]] = {m: (max(60, 360 // len(CONCEPTS[m])), 6) for m in MODALITIES}
+#: (images per class, epochs) for the test: about 720 images, 10 epochs, ~25 s per modality on one core.
+#: Measured at these settings (seed 0): dermatoscopy 0.756, fundus 0.747, histopathology 0.817,
+#: mri 0.844, ultrasound 0.867, xray 0.794. Smaller budgets (270 images, 6 epochs, batch 64: 30
+#: optimizer steps) collapse to one class, which says nothing about the images.
+TEST_BUDGET: dict[str, tuple[int, int]] = {m: (max(80, 720 // len(CONCEPTS[m])), 10) for m in MODALITIES}
+TEST_BATCH = 32
 
 
 def test_balanced_accuracy_is_mean_recall() -> None:
@@ -42,7 +46,7 @@ def test_small_cnn_outputs_logits_per_class() -> None:
 @pytest.mark.parametrize("modality", MODALITIES)
 def test_modality_is_learnable_well_above_chance(modality: str) -> None:
     n, epochs = TEST_BUDGET[modality]
-    result = learnability(modality, n_per_class=n, epochs=epochs, seed=0, threads=1)
+    result = learnability(modality, n_per_class=n, epochs=epochs, batch_size=TEST_BATCH, seed=0, threads=1)
     floor = max(0.6, 1.0 / len(CONCEPTS[modality]) + 0.25)
     assert result.n_test > 0 and result.n_train > result.n_test
     assert result.balanced_accuracy >= floor, (
