@@ -63,7 +63,8 @@ def feature_skew(stats: ClientStats) -> dict[str, Any]:
     mu = sum(weights[k] * float(s["intensity_mean"]) for k, s in rows.items()) / total
     spread = sum(float(s.get("intensity_std", 0.0)) for s in rows.values()) / len(rows) or 1e-6
     per = {k: round(abs(float(s["intensity_mean"]) - mu) / spread, 4) for k, s in rows.items()}
-    sides = [float(s["mean_side"]) for s in rows.values() if s.get("mean_side")]
+    sides = [float(s.get("mean_image_side") or s.get("mean_side")) for s in rows.values()
+             if s.get("mean_image_side") or s.get("mean_side")]
     return {"per_client": per, "score": round(sum(per.values()) / len(per), 4),
             "image_side_range": [min(sides), max(sides)] if sides else None}
 
