@@ -12,7 +12,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from evals.scoring import RoleScore, Trial
+from evals.scoring import RoleScore, Thresholds, Trial
 from evals.scorers import score_trial
 from graphs.models import describe
 from graphs.usage import totals
@@ -38,11 +38,15 @@ def training_summary(run_dir: Path, job_id: str | None) -> dict[str, Any] | None
 
 
 def write_run_report(state: dict[str, Any], *, out: Path, env_dir: Path, task_id: str | None, model: str,
-                     guidance: str, key=None) -> dict[str, Any]:
-    """Score the run (if its request is a known task) and write the report files; return report.json."""
+                     guidance: str, key=None, thresholds: Thresholds | None = None) -> dict[str, Any]:
+    """Score the run (if its request is a known task) and write the report files; return report.json.
+
+    ``thresholds``: a suite's pass thresholds (default: :class:`Thresholds`' defaults).
+    """
     scores: dict[str, RoleScore] = {}
     if key is not None and task_id:
-        scores = score_trial(Trial(state=state, key=key, task_id=task_id, env_dir=env_dir, run_dir=out))
+        scores = score_trial(Trial(state=state, key=key, task_id=task_id, env_dir=env_dir, run_dir=out,
+                                   thresholds=thresholds or Thresholds()))
     training = state.get("training") or {}
     summary = training_summary(out, training.get("job_id"))
     report = {
