@@ -19,6 +19,7 @@ COMMANDS: tuple[str, ...] = (
     "fedagentbench.cli.envs_cmd",
     "fedagentbench.cli.train_cmd",
     "fedagentbench.cli.eval_cmd",
+    "fedagentbench.cli.eval_cmd",
     "fedagentbench.cli.llm_cmd",
 )
 
