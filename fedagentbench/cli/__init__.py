@@ -19,7 +19,6 @@ COMMANDS: tuple[str, ...] = (
     "fedagentbench.cli.envs_cmd",
     "fedagentbench.cli.train_cmd",
     "fedagentbench.cli.eval_cmd",
-    "fedagentbench.cli.eval_cmd",
     "fedagentbench.cli.llm_cmd",
 )
 
