@@ -84,18 +84,35 @@ def fingerprint_views(img: Image.Image) -> np.ndarray:
     return np.stack(rows)
 
 
-def similar_pairs(views: np.ndarray, min_similarity: float, chunk: int = 1024) -> list[tuple[int, int]]:
-    """Index pairs (i < j) whose fingerprints correlate at least ``min_similarity`` in some view.
+def normalised_views(views: np.ndarray) -> np.ndarray:
+    """Fingerprints with the folder's mean removed, centred and scaled to unit length.
 
-    ``views`` is (images, margins, pixels). The folder's mean uncropped fingerprint is removed
-    first: what every image shares (the anatomy, a scanner pattern) must not make two images alike.
-    Row chunks keep memory bounded at 10k+ images.
+    What every image shares (the anatomy, a scanner pattern) must not make two images alike, so
+    the folder's mean uncropped fingerprint is subtracted before correlating.
     """
     v = views - views[:, 0].mean(axis=0)
     v = v - v.mean(axis=2, keepdims=True)
     v /= np.linalg.norm(v, axis=2, keepdims=True) + 1e-6
+    return v.astype(np.float32)
+
+
+def pair_similarity(v: np.ndarray, i: int, j: int) -> float:
+    """Best correlation of two normalised fingerprints over the crop views (either way round)."""
+    s = float(v[i, 0] @ v[j, 0])
+    for k in range(1, v.shape[1]):
+        s = max(s, float(v[i, k] @ v[j, 0]), float(v[j, k] @ v[i, 0]))
+    return s
+
+
+def similar_pairs(views: np.ndarray, min_similarity: float, chunk: int = 1024) -> list[tuple[float, int, int]]:
+    """``(similarity, i, j)`` for pairs (i < j) that correlate at least ``min_similarity`` in some view.
+
+    ``views`` is (images, margins, pixels), already :func:`normalised_views`. Row chunks keep
+    memory bounded at 10k+ images. Sorted most similar first.
+    """
+    v = views
     base = np.ascontiguousarray(v[:, 0])
-    pairs: set[tuple[int, int]] = set()
+    pairs: dict[tuple[int, int], float] = {}
     for start in range(0, len(v), chunk):
         stop = min(start + chunk, len(v))
         sim = base[start:stop] @ base.T
@@ -103,8 +120,11 @@ def similar_pairs(views: np.ndarray, min_similarity: float, chunk: int = 1024) -
             sim = np.maximum(sim, v[start:stop, k] @ base.T)
             sim = np.maximum(sim, (v[:, k] @ base[start:stop].T).T)
         ii, jj = np.nonzero(sim >= min_similarity)
-        pairs.update((min(int(i) + start, int(j)), max(int(i) + start, int(j))) for i, j in zip(ii, jj) if i + start != j)
-    return sorted(pairs)
+        for i, j in zip(ii, jj):
+            a, b = int(i) + start, int(j)
+            if a != b:
+                pairs[(min(a, b), max(a, b))] = float(sim[i, j])
+    return sorted(((s, i, j) for (i, j), s in pairs.items()), reverse=True)
 
 
 def is_grey(img: Image.Image) -> bool:
