@@ -18,8 +18,13 @@ from collections import Counter
 import numpy as np
 from PIL import Image
 
-from tools.cleaning_features import (feature_matrix, fingerprint_views, normalised_views, pair_similarity,
-                                     similar_pairs)
+from tools.cleaning_features import (
+    feature_matrix,
+    fingerprint_views,
+    normalised_views,
+    pair_similarity,
+    similar_pairs,
+)
 
 log = logging.getLogger(__name__)
 
