@@ -29,7 +29,7 @@ from pydantic import ConfigDict, Field
 
 #: (pattern, replacement) applied to the key's messages: values that vary between identical runs.
 VOLATILE: tuple[tuple[re.Pattern[str], str], ...] = (
-    (re.compile(r'("\w*seconds\w*"\s*:\s*)-?[0-9.eE+-]+'), r"\1<t>"),
+    (re.compile(r'(\\?"\w*seconds\w*\\?"\s*:\s*)-?[0-9.eE+-]+'), r"\1<t>"),  # quotes may be escaped
     (re.compile(r"\bjob_\d+_[0-9a-f]{6}\b"), "job_<id>"),
 )
 

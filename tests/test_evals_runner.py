@@ -1,0 +1,120 @@
+"""The runner's bookkeeping (rows, resume, summaries) and, slow, the smoke suite end to end with resume."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from evals.models import REGISTRY
+from evals.results import ROLES, append_rows, done_trials, load_rows, summarize
+from evals.tables import CSV_COLUMNS, write_summaries
+from evals.trial import rows_from_report
+
+
+def trial_rows(model="m", task="t1", guidance="fine-grained", trial=0, passed=(True,) * 7, modality="xray",
+               tags=("implicit-goal", "interdependent"), cost=0.01):
+    return [{"model": model, "task_id": task, "guidance": guidance, "trial": trial, "modality": modality,
+             "tags": list(tags), "role": r, "passed": p, "failure_category": None if p else (
+                 "harness_error" if p is None else "wrong_decision"), "explanation": "",
+             "input_tokens": 100, "output_tokens": 10, "tool_calls": 2, "cost_usd": cost, "run_seconds": 5.0,
+             "fed_bacc": 0.7, "local_bacc": 0.6, "pooled_bacc": 0.8} for r, p in zip(ROLES, passed)]
+
+
+def test_overall_is_successes_over_seven_per_trial_and_pass_k_needs_every_trial():
+    fail_s3 = (True, True, True, True, True, False, True)
+    rows = trial_rows(trial=0) + trial_rows(trial=1, passed=fail_s3) + trial_rows(task="t2") + trial_rows(
+        task="t2", trial=1)
+    s = summarize(rows).iloc[0]
+    assert s["S3"] == 75.0 and s["S1"] == 100.0
+    assert s["overall"] == round(100 * 27 / 28, 1)
+    assert s["pass^k"] == 50.0 and s["tasks"] == 2 and s["trials"] == 4
+    assert s["cost_usd"] == pytest.approx(4 * 7 * 0.01) and s["fed_bacc"] == 0.7
+
+
+def test_unscored_roles_are_excluded_and_counted():
+    rows = trial_rows(passed=(True, None, True, False, True, True, True))
+    s = summarize(rows).iloc[0]
+    assert s["C1"] != s["C1"]  # NaN: nothing scored
+    assert s["overall"] == round(100 * 5 / 6, 1) and s["unscored"] == 1
+
+
+def test_results_survive_a_torn_line_and_keep_the_last_copy(tmp_path):
+    path = tmp_path / "results.jsonl"
+    append_rows(path, trial_rows(trial=0, passed=(None,) * 7))  # a harness error ...
+    append_rows(path, trial_rows(trial=1))
+    assert done_trials(load_rows(path)) == {("m", "t1", "fine-grained", 1)}  # ... is retried on resume
+    append_rows(path, trial_rows(trial=0))  # the retry
+    with open(path, "a") as fh:
+        fh.write(json.dumps(trial_rows(trial=2)[0])[:40])  # a crash mid-write
+    rows = load_rows(path)
+    assert len(rows) == 14
+    assert all(r["passed"] for r in rows)
+    assert done_trials(rows) == {("m", "t1", "fine-grained", 0), ("m", "t1", "fine-grained", 1)}
+
+
+def test_a_trial_missing_roles_is_not_done(tmp_path):
+    path = tmp_path / "results.jsonl"
+    append_rows(path, trial_rows()[:5])
+    assert load_rows(path) == [] and done_trials(load_rows(path)) == set()
+
+
+def _report(passed=True):
+    return {"roles": {r: {"passed": passed, "failure_category": None, "explanation": "ok"} for r in ROLES},
+            "usage_by_role": {"S1": {"calls": 2, "input_tokens": 1_000_000, "output_tokens": 100_000,
+                                     "tool_calls": 2, "estimated": 0}},
+            "outcomes": [{"role": "C2", "seconds": 3.0}, {"role": "C2", "seconds": 4.5}],
+            "metrics": {"federated": {"balanced_accuracy": 0.81}, "local_only_mean": 0.7, "pooled": 0.85},
+            "phase_seconds": {"phase_1": 1.0}, "algorithm": {"algorithm": "fedavg"}}
+
+
+def test_rows_carry_usage_cost_and_accuracy_per_role():
+    rows = rows_from_report({"model": "gpt-4.1"}, _report(), REGISTRY["gpt-4.1"], [], 12.0)
+    assert [r["role"] for r in rows] == list(ROLES)
+    s1, c2 = rows[0], rows[3]
+    assert s1["cost_usd"] == pytest.approx(2.00 + 0.1 * 8.00) and s1["phase"] == 1
+    assert c2["role_seconds"] == 4.5 and c2["phase"] == 2 and c2["cost_usd"] == 0
+    assert s1["fed_bacc"] == 0.81 and s1["pooled_bacc"] == 0.85 and s1["run_seconds"] == 12.0
+
+
+def test_a_replay_miss_unscores_the_whole_trial():
+    rows = rows_from_report({"model": "x"}, _report(), REGISTRY["scripted"], ["replay miss for x: ..."], 1.0)
+    assert all(r["passed"] is None and r["failure_category"] == "replay_miss" for r in rows)
+
+
+def test_summaries_and_plots_are_written(tmp_path):
+    rows = trial_rows() + trial_rows(model="scripted", modality="mri", tags=(), cost=0.0)
+    write_summaries(tmp_path, rows)
+    csv = pd.read_csv(tmp_path / "summary.csv")
+    assert list(csv.columns) == CSV_COLUMNS and len(csv) == 2
+    md = (tmp_path / "summary.md").read_text()
+    assert "| model | S1 | C1 | S2 | C2 | C3 | S3 | S4 | overall |" in md and "not an LLM" in md
+    assert (tmp_path / "role_heatmap.png").stat().st_size > 0 and (tmp_path / "cost_vs_overall.png").exists()
+
+
+@pytest.mark.slow
+def test_smoke_suite_with_scripted_scores_100_and_resumes_after_a_crash(tmp_path, capsys):
+    from fedagentbench.cli import main
+
+    out = tmp_path / "bench"
+    argv = ["eval", "--models", "scripted", "--suite", "smoke", "--trials", "1", "--jobs", "2", "--out", str(out)]
+    assert main(argv) == 0
+    table = pd.read_csv(out / "summary.csv")
+    assert len(table) == 12 and (table["unscored"] == 0).all()
+    below = {r: table.loc[table[r] < 100, ["modality", "guidance", r]].to_dict("records") for r in ROLES}
+    assert not {r: v for r, v in below.items() if v and r != "C2"}, below
+
+    # a crash: the last finished trial's rows are lost and a half-written line is left behind
+    lines = (out / "results.jsonl").read_text().splitlines()
+    lost = json.loads(lines[-1])
+    (out / "results.jsonl").write_text("\n".join(lines[:-7]) + "\n" + lines[-1][:50])
+    capsys.readouterr()
+    assert main(argv) == 0
+    said = capsys.readouterr().out
+    assert "ran 1 task-trial(s), skipped 11" in said, said
+    rows = load_rows(out / "results.jsonl")
+    assert len(rows) == 12 * 7
+    assert {(r["task_id"], r["guidance"]) for r in rows if r["role"] == "S1"} >= {(lost["task_id"], lost["guidance"])}
+    if below["C2"]:
+        pytest.xfail(f"scripted C2 below 100 where cleaning thresholds are still being calibrated: {below['C2']}")
