@@ -32,6 +32,22 @@ def markdown_table(df: pd.DataFrame, columns: list[str]) -> list[str]:
     return lines
 
 
+def per_phase(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    """Tokens, tool calls and cost summed per model and phase, with the phase's mean wall time."""
+    df = pd.DataFrame(rows)
+    if df.empty or "phase" not in df or "input_tokens" not in df:
+        return pd.DataFrame()
+    sums = df.groupby(["model", "phase"])[["input_tokens", "output_tokens", "tool_calls", "cost_usd"]].sum(
+        min_count=1).reset_index()
+    trials = df.drop_duplicates(["model", "task_id", "guidance", "trial"])
+    walls = [{"model": r["model"], "phase": int(k.removeprefix("phase_")), "wall": v}
+             for r in trials.to_dict("records") for k, v in (r.get("phase_seconds") or {}).items()]
+    if walls:
+        wall = pd.DataFrame(walls).groupby(["model", "phase"])["wall"].mean().round(1).reset_index()
+        sums = sums.merge(wall.rename(columns={"wall": "wall_seconds"}), on=["model", "phase"], how="left")
+    return sums
+
+
 def write_summaries(out: Path, rows: list[dict[str, Any]], title: str = "FedAgentBench") -> pd.DataFrame:
     """Write summary.csv, summary.md and the plots; return the per (model, modality, guidance) table."""
     from evals.plots import plot_cost_vs_overall, plot_role_heatmap
@@ -62,6 +78,10 @@ def write_summaries(out: Path, rows: list[dict[str, Any]], title: str = "FedAgen
     if not fails.empty:
         lines += ["", "## Failures by category (role verdicts)", ""]
         lines += markdown_table(fails.reset_index(), ["model", *fails.columns])
+    phases = per_phase(rows)
+    if not phases.empty:
+        lines += ["", "## Per phase (sums over task-trials; wall seconds: mean per task-trial)", ""]
+        lines += markdown_table(phases, list(phases.columns))
     lines += ["", "## Cost, tokens, time and accuracy", ""]
     lines += markdown_table(per_guidance, ["model", "guidance", "input_tokens", "output_tokens", "tool_calls",
                                            "cost_usd", "cost_per_trial_usd", "seconds_per_trial", "fed_bacc",

@@ -89,7 +89,7 @@ def _report(args: argparse.Namespace) -> int:
     if not rows:
         raise FileNotFoundError(f"no results in {out / 'results.jsonl'}; run 'fedagentbench eval --out {out}' first")
     write_summaries(out, rows)
-    Console().print((out / "summary.md").read_text())
+    Console().print((out / "summary.md").read_text(), markup=False, soft_wrap=True)
     return 0
 
 
