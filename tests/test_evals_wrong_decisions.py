@@ -19,14 +19,14 @@ TASK = "derm-binary-cancer"  # generic algorithms acceptable, two target classes
 
 
 class AlteredScripted(ScriptedChatModel):
-    """The scripted policy, except that the role submitting ``schema`` has its calls rewritten."""
+    """The scripted policy, except that the role submitting ``target_schema`` has its calls rewritten."""
 
-    schema: str
+    target_schema: str
     alter: Alter
 
     def _generate(self, messages, stop=None, run_manager=None, **kwargs) -> ChatResult:
         result = super()._generate(messages, stop, run_manager, **kwargs)
-        if f"submit_{self.schema}" not in self.tool_names:
+        if f"submit_{self.target_schema}" not in self.tool_names:
             return result
         call = result.generations[0].message.tool_calls[0]
         args = self.alter(Transcript(messages, self.tool_names), call["name"], dict(call["args"]))
@@ -74,7 +74,7 @@ def test_a_wrong_decision_fails_exactly_its_role(built_envs, tmp_path, schema, a
     task = built.key.tasks[TASK]
     assert len(task.qualifying) >= 2, "dismissing one site must leave a federation to train"
     env = private_env(built, tmp_path)
-    model = AlteredScripted(schema=schema, alter=alter)
+    model = AlteredScripted(target_schema=schema, alter=alter)
     state = build_graph().invoke({"request": task.request}, run_config(env, tmp_path / "run", model=model))
     scores = score_trial(Trial(state=state, key=built.key, task_id=TASK, env_dir=env, run_dir=tmp_path / "run"))
     assert scores[role].passed is False and scores[role].failure_category == "wrong_decision", scores[role]
