@@ -22,11 +22,17 @@ class XrayRenderer(BaseRenderer):
     default_difficulty = 0.3
 
     def _chest(self, rng, size: int, heart_scale: float = 1.0) -> tuple[Array, Array, dict]:
-        """Return (image, lung mask, geometry) of a normal chest."""
+        """Return (image, lung mask, geometry) of a normal chest.
+
+        Position, body width, lung height, heart size, rib spacing and the vascular pattern vary
+        per patient: two different chests must not be near-duplicates of each other.
+        """
         yy, xx = grid(size)
-        ox, oy = rng.normal(0, 0.03), rng.normal(0, 0.03)
-        w = rng.uniform(0.9, 1.05)
-        x, y = (xx - ox) / w, yy - oy
+        ox, oy = rng.normal(0, 0.04), rng.normal(0, 0.04)
+        w = rng.uniform(0.86, 1.08)
+        tall = rng.uniform(0.92, 1.08)
+        heart_scale *= rng.uniform(0.9, 1.1)
+        x, y = (xx - ox) / w, (yy - oy) / tall
         body = np.clip((0.95 - np.abs(x) - 0.25 * np.clip(-y - 0.5, 0, None)) / 0.08, 0, 1)
         img = 0.05 + 0.5 * body * (1 - 0.3 * x * x)
         lungs = np.zeros_like(xx)
@@ -43,13 +49,14 @@ class XrayRenderer(BaseRenderer):
         spine = np.clip((0.09 - np.abs(x)) / 0.03, 0, 1) * (y > -0.9)
         lungs = lungs * (1 - heart) * (1 - spine)
         img = img - 0.38 * lungs
-        img = img + 0.05 * lungs * smooth_noise(rng, size, 14)  # vascular markings
+        img = img + lungs * (0.05 * smooth_noise(rng, size, 14) + 0.03 * smooth_noise(rng, size, 32))  # vessels
         # ribs and clavicles
         c = Canvas(size, supersample=2)
         for s in (-1.0, 1.0):
+            gap, sag = rng.uniform(0.1, 0.12), rng.uniform(0.09, 0.15)
             for i in range(9):
-                y0 = -0.62 + i * 0.11 + rng.normal(0, 0.01)
-                pts = [(ox + s * (0.08 + 0.8 * t) * w, oy + y0 - 0.12 * np.sin(np.pi * t) + 0.25 * t * t)
+                y0 = -0.62 + i * gap + rng.normal(0, 0.012)
+                pts = [(ox + s * (0.08 + 0.8 * t) * w, oy + y0 - sag * np.sin(np.pi * t) + 0.25 * t * t)
                        for t in np.linspace(0, 1, 9)]
                 c.line(pts, 0.028)
             c.line([(ox + s * 0.08, oy - 0.6), (ox + s * 0.45 * w, oy - 0.72), (ox + s * 0.7 * w, oy - 0.68)], 0.035)
@@ -140,26 +147,32 @@ class XrayRenderer(BaseRenderer):
         return self._finish_cxr(rng, img)
 
     def render_other_anatomy(self, rng: np.random.Generator, size: int):
-        """A hand or knee radiograph (same modality, wrong body part)."""
+        """A hand or knee radiograph (same modality, wrong body part), posed differently each time."""
         yy, xx = grid(size)
         soft, bone = Canvas(size, 2), Canvas(size, 2)
+        dx, dy, k = rng.normal(0, 0.06), rng.normal(0, 0.06), rng.uniform(0.85, 1.1)
         if rng.random() < 0.5:  # hand: palm and five rays with phalanges
-            soft.ellipse(0.0, 0.45, 0.45, 0.4)
-            for i, ang in enumerate(np.linspace(-0.9, 0.5, 5) + rng.normal(0, 0.05, 5)):
-                base = (-0.3 + 0.15 * i, 0.2 if i else 0.4)
-                length = 0.75 if i else 0.5
+            soft.ellipse(dx, 0.45 + dy, 0.45 * k, 0.4 * k)
+            for i, ang in enumerate(np.linspace(-0.9, 0.5, 5) * rng.uniform(0.8, 1.3) + rng.normal(0, 0.1, 5)):
+                base = (dx + k * (-0.3 + 0.15 * i), dy + (0.2 if i else 0.4))
+                length = k * (0.75 if i else 0.5) * rng.uniform(0.9, 1.1)
                 tip = (base[0] + length * np.sin(ang * 0.5), base[1] - length * np.cos(ang * 0.5))
                 soft.line([base, tip], 0.13)
                 for t0, t1 in ((0.0, 0.45), (0.5, 0.75), (0.8, 0.97)):
                     p0 = (base[0] + t0 * (tip[0] - base[0]), base[1] + t0 * (tip[1] - base[1]))
                     p1 = (base[0] + t1 * (tip[0] - base[0]), base[1] + t1 * (tip[1] - base[1]))
                     bone.line([p0, p1], 0.055)
-                bone.line([base, (base[0] * 0.8, 0.75)], 0.06)  # metacarpal
+                bone.line([base, (dx + (base[0] - dx) * 0.8, dy + 0.75)], 0.06)  # metacarpal
         else:  # knee: femur above, tibia and fibula below, joint space between
-            soft.polygon([(-0.6, -1), (0.6, -1), (0.55, 1), (-0.55, 1)])
-            bone.polygon([(-0.22, -1), (0.22, -1), (0.35, -0.1), (0.32, 0.0), (-0.32, 0.0), (-0.35, -0.1)])
-            bone.polygon([(-0.33, 0.08), (0.33, 0.08), (0.25, 0.3), (0.18, 1), (-0.18, 1), (-0.25, 0.3)])
-            bone.line([(0.32, 0.2), (0.3, 1)], 0.06)
+            j, tilt = dy + rng.uniform(-0.1, 0.1), rng.normal(0, 0.08)
+
+            def at(px: float, py: float) -> tuple[float, float]:
+                return dx + k * px + tilt * py, py + (j if py > -0.95 and py < 0.95 else 0.0)
+
+            soft.polygon([at(-0.6, -1), at(0.6, -1), at(0.55, 1), at(-0.55, 1)])
+            bone.polygon([at(-0.22, -1), at(0.22, -1), at(0.35, -0.1), at(0.32, 0.0), at(-0.32, 0.0), at(-0.35, -0.1)])
+            bone.polygon([at(-0.33, 0.08), at(0.33, 0.08), at(0.25, 0.3), at(0.18, 1), at(-0.18, 1), at(-0.25, 0.3)])
+            bone.line([at(0.32, 0.2), at(0.3, 1)], 0.06)
         img = 0.05 + 0.35 * soft.mask(2.0) + 0.45 * bone.mask(0.8)
-        img = img + 0.02 * smooth_noise(rng, size, 20)
+        img = img + 0.03 * smooth_noise(rng, size, 20) + 0.02 * smooth_noise(rng, size, 40) * bone.mask(0.8)
         return self._finish(np.clip(img, 0, 1))
