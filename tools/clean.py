@@ -50,7 +50,8 @@ class DuplicatesArgs(_Folder):
 class OfftopicArgs(_Folder):
     z_threshold: float = Field(default=OFFTOPIC_Z, ge=1.0, le=50.0,
                                description="robust z-score of the outlier score above which an image is "
-                                           "off-topic; raise it to flag fewer")
+                                           "always off-topic (below it the folder's largest score gap "
+                                           "decides); raise it to flag fewer")
 
 
 class LabelErrorArgs(_Folder):
@@ -136,8 +137,9 @@ def make_cleaning_tools(workspace: Workspace) -> list[BaseTool]:
         """Find images that do not belong to the folder's imaging modality (another modality, a photo of a form).
 
         Scores each image by how far its colour, texture and layout features lie from its nearest
-        neighbours in the folder, and flags scores far above the folder's typical one (robust
-        z-score > z_threshold). Use mode='remove' to move them to work/removed/offtopic/.
+        neighbours in the folder, and flags the scores that stand apart from the folder's usual
+        spread (above the largest gap in the highest scores, or robust z-score > z_threshold).
+        Use mode='remove' to move them to work/removed/offtopic/.
         """
         t0 = time.perf_counter()
         root, data = _open_folder(ws, folder, write=mode == "remove")

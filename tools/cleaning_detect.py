@@ -30,8 +30,11 @@ log = logging.getLogger(__name__)
 
 #: Default fingerprint correlation at or above which two images are near-duplicates.
 DUPLICATE_SIMILARITY = 0.93
-#: Default robust z-score above which an image is off-topic.
-OFFTOPIC_Z = 5.0
+#: Robust z-score above which an image is always off-topic (below it, the folder's largest gap decides).
+OFFTOPIC_Z = 10.0
+#: Share of a folder's highest outlier scores searched for the gap, and the least z-score a flagged image has.
+OFFTOPIC_TAIL = 0.1
+OFFTOPIC_MIN_Z = 3.0
 OFFTOPIC_K = 5
 
 
@@ -120,12 +123,25 @@ def outlier_scores(features: np.ndarray, k: int = OFFTOPIC_K) -> np.ndarray:
 
 def offtopic_indices(images: list[Image.Image], z: float = OFFTOPIC_Z, k: int = OFFTOPIC_K) -> tuple[
         list[int], np.ndarray]:
-    """Indices of off-topic images (most outlying first) and every image's score."""
+    """Indices of off-topic images (most outlying first) and every image's score.
+
+    The cut is the folder's own: among the top :data:`OFFTOPIC_TAIL` share of outlier scores
+    (those above :data:`OFFTOPIC_MIN_Z`), the largest drop between consecutive scores separates
+    the off-topic images from the folder's ordinary spread; anything above ``z`` is flagged
+    regardless. (One global z cut missed off-topic images in tight folders and over-flagged in
+    spread-out ones: chest X-ray precision 0.57, dermatoscopy recall 0.69 at z 5.)
+    """
     if len(images) < 4:
         return [], np.zeros(len(images))
     scores = outlier_scores(feature_matrix(images), k)
-    flagged = [int(i) for i in np.argsort(-scores) if scores[i] > z]
-    return flagged, scores
+    order = np.argsort(-scores)
+    top = scores[order[: max(2, int(np.ceil(OFFTOPIC_TAIL * len(scores))) + 1)]]
+    above = np.flatnonzero(top[:-1] > OFFTOPIC_MIN_Z)
+    cut = z
+    if len(above):
+        gaps = top[:-1] - top[1:]
+        cut = min(cut, float(top[above[np.argmax(gaps[above])]]))
+    return [int(i) for i in order if scores[i] >= cut], scores
 
 
 def out_of_fold_probs(features: np.ndarray, labels: np.ndarray, folds: int, seed: int = 0) -> np.ndarray:
