@@ -17,8 +17,8 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/fedagentbench run "I want to train a binary skin cancer detection model on dermatology images." \
-		--env dermatoscopy --model scripted --out $(OUT) --threads $(TORCH_THREADS)
+	$(BIN)/fedagentbench run "Train a binary classifier that finds malignant tumour tissue in H&E patches." \
+		--env histopathology --model scripted --out $(OUT) --threads $(TORCH_THREADS)
 
 test: $(STAMP)
 	OMP_NUM_THREADS=$(TORCH_THREADS) $(BIN)/python -m pytest -q

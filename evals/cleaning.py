@@ -60,10 +60,35 @@ def c2_site_detail(site: SiteKey, selected: list[str], organized: Path) -> dict[
             n_kept = sum(s in kept for s in in_group)
             removed["duplicate"][0] += len(dups) if n_kept <= 1 else len(in_group) - n_kept
             removed["duplicate"][1] += len(dups)
+    counts = {"removed": {k: list(v) for k, v in removed.items()}, "clean": [clean_kept, clean_total],
+              "noisy": [noisy_removed, noisy_total], "image_removed": image_removed, "misfiled": misfiled}
+    return {**ratios(counts), "counts": counts}
+
+
+def ratios(counts: dict[str, Any]) -> dict[str, Any]:
+    """Recall per kind, label-error precision/recall and the clean share kept, from raw counts."""
+    noisy_removed, noisy_total = counts["noisy"]
+    kept, total = counts["clean"]
     return {
-        "recall": {k: (r / n if n else None) for k, (r, n) in removed.items()},
+        "recall": {k: (r / n if n else None) for k, (r, n) in counts["removed"].items()},
         "label_errors": {"recall": noisy_removed / noisy_total if noisy_total else None,
-                         "precision": noisy_removed / image_removed if image_removed else None},
-        "clean_kept": clean_kept / clean_total if clean_total else 0.0,
-        "misfiled": misfiled,
+                         "precision": noisy_removed / counts["image_removed"] if counts["image_removed"] else None},
+        "clean_kept": kept / total if total else 0.0,
+        "misfiled": counts["misfiled"],
     }
+
+
+def pooled(details: list[dict[str, Any]]) -> dict[str, Any]:
+    """Sum the raw counts of several sites and return their ratios (a site with two files is not a verdict)."""
+    total: dict[str, Any] = {"removed": defaultdict(lambda: [0, 0]), "clean": [0, 0], "noisy": [0, 0],
+                             "image_removed": 0, "misfiled": 0}
+    for d in details:
+        c = d["counts"]
+        for k, (r, n) in c["removed"].items():
+            total["removed"][k][0] += r
+            total["removed"][k][1] += n
+        for k in ("clean", "noisy"):
+            total[k] = [total[k][0] + c[k][0], total[k][1] + c[k][1]]
+        total["image_removed"] += c["image_removed"]
+        total["misfiled"] += c["misfiled"]
+    return ratios(total)

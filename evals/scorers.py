@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from graphs.scripted.lexicon import concept_of
-from evals.cleaning import c2_site_detail
+from evals.cleaning import c2_site_detail, pooled
 from evals.scoring import RoleScore, Trial, not_submitted, scorer
 
 
@@ -83,21 +83,22 @@ def score_s2(t: Trial) -> RoleScore:
 def score_c2(t: Trial) -> RoleScore:
     if (bad := not_submitted("C2", t.outcomes("C2"))) is not None:
         return bad
-    details, failing = {}, []
+    details = {}
     for o in t.outcomes("C2"):
         site = o["site_id"]
         selected = t.state["selections"][site]["selected"]
-        d = c2_site_detail(t.key.sites[site], selected, t.env_dir / "sites" / site / "work" / "organized")
-        details[site] = d
-        th = t.thresholds
-        low = [k for k, need in th.c2_min_recall.items() if d["recall"].get(k) is not None and d["recall"][k] < need]
-        if low or d["clean_kept"] < th.c2_min_clean_kept or d["misfiled"]:
-            failing.append(f"{site}: recall below threshold for {low}, clean kept {d['clean_kept']:.2f}, "
-                           f"misfiled {d['misfiled']}")
-    ok = not failing
+        details[site] = c2_site_detail(t.key.sites[site], selected, t.env_dir / "sites" / site / "work" / "organized")
+    d, th = pooled(list(details.values())), t.thresholds
+    low = {k: round(d["recall"][k], 2) for k, need in th.c2_min_recall.items()
+           if d["recall"].get(k) is not None and d["recall"][k] < need}
+    problems = ([f"removal recall below threshold: {low}"] if low else []) + (
+        [f"kept only {d['clean_kept']:.2f} of the clean images"] if d["clean_kept"] < th.c2_min_clean_kept else []) + (
+        [f"{d['misfiled']} images filed under the wrong label"] if d["misfiled"] else [])
+    ok = not problems
     return RoleScore(role="C2", passed=ok, failure_category=None if ok else "wrong_decision",
-                     explanation="; ".join(failing) or "cleaning meets every threshold at every site",
-                     detail=details)
+                     explanation="; ".join(problems) or "cleaning meets every threshold over the approved sites",
+                     detail={"pooled": d, "sites": {s: {k: v for k, v in x.items() if k != "counts"}
+                                                    for s, x in details.items()}})
 
 
 @scorer("C3")
