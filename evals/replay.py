@@ -7,7 +7,10 @@ the bound tools' schemas and bind options, and the messages.
 
 Tool results can carry values that change from run to run without changing what they mean: wall
 times (``"seconds": 1.93``) and training job ids (``job_001_9f3a2c``). Those are masked in the key
-(see :data:`VOLATILE`); everything else must match exactly.
+(see :data:`VOLATILE`); everything else must match exactly. A recorded response may quote an id
+(``training_status(job_id=...)``); the recording keeps the ids its request held, and the replay maps
+them to the ids of the live run (:data:`LIVE_IDS`), so the replayed call names the live job. Apart
+from those ids a replayed response is the recorded one, bit for bit.
 """
 
 from __future__ import annotations
@@ -32,6 +35,16 @@ VOLATILE: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r'(\\?"\w*seconds\w*\\?"\s*:\s*)-?[0-9.eE+-]+'), r"\1<t>"),  # quotes may be escaped
     (re.compile(r"\bjob_\d+_[0-9a-f]{6}\b"), "job_<id>"),
 )
+
+
+#: Identifiers the live tools create afresh in every run; replayed responses are translated to them.
+LIVE_IDS: tuple[re.Pattern[str], ...] = (re.compile(r"\bjob_\d+_[0-9a-f]{6}\b"),)
+
+
+def live_ids(messages: Sequence[BaseMessage]) -> list[str]:
+    """Every live identifier in the messages, in order of first appearance."""
+    text = json.dumps([canonical_message(m) for m in messages], sort_keys=True, default=str)
+    return list(dict.fromkeys(m.group(0) for p in LIVE_IDS for m in p.finditer(text)))
 
 
 class ReplayMiss(LookupError):
@@ -110,7 +123,7 @@ class RecordingChatModel(_KeyedModel):
         reply = (self.bound or self.inner).invoke(messages, stop=stop, **kwargs)
         key = self.key(messages)
         record = {"key": key, "model": self.name_in_key, "request": _describe(messages),
-                  "response": message_to_dict(reply)}
+                  "ids": live_ids(messages), "response": message_to_dict(reply)}
         self.folder.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=self.folder, suffix=".tmp")
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
@@ -143,5 +156,12 @@ class ReplayChatModel(_KeyedModel):
             self.misses.append(msg)
             raise ReplayMiss(msg)
         record = json.loads(path.read_text(encoding="utf-8"))
-        reply = messages_from_dict([record["response"]])[0]
+        response = record["response"]
+        renamed = {old: new for old, new in zip(record.get("ids", []), live_ids(messages)) if old != new}
+        if renamed:  # the recorded response may quote ids of the recorded run: name the live ones
+            text = json.dumps(response)
+            for old, new in renamed.items():
+                text = text.replace(old, new)
+            response = json.loads(text)
+        reply = messages_from_dict([response])[0]
         return ChatResult(generations=[ChatGeneration(message=reply)])
