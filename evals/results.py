@@ -27,8 +27,13 @@ GROUP = ("model", "modality", "guidance")
 
 
 def append_rows(path: Path, rows: list[dict[str, Any]]) -> None:
-    """Append one task-trial's rows in one write, flushed to disk."""
+    """Append one task-trial's rows in one write, flushed to disk (after a torn line, on a new line)."""
     text = "".join(json.dumps(r, default=str) + "\n" for r in rows)
+    if path.exists() and path.stat().st_size:
+        with open(path, "rb") as fh:
+            fh.seek(-1, os.SEEK_END)
+            if fh.read(1) != b"\n":
+                text = "\n" + text
     with open(path, "a", encoding="utf-8") as fh:
         fh.write(text)
         fh.flush()

@@ -52,6 +52,8 @@ def test_results_survive_a_torn_line_and_keep_the_last_copy(tmp_path):
     assert len(rows) == 14
     assert all(r["passed"] for r in rows)
     assert done_trials(rows) == {("m", "t1", "fine-grained", 0), ("m", "t1", "fine-grained", 1)}
+    append_rows(path, trial_rows(trial=2))  # the resumed run's rows start on a line of their own
+    assert ("m", "t1", "fine-grained", 2) in done_trials(load_rows(path))
 
 
 def test_a_trial_missing_roles_is_not_done(tmp_path):
