@@ -74,13 +74,13 @@ def _args_ok(got: dict[str, Any], want: dict[str, Any]) -> bool:
     return True
 
 
-def probe_tool_calls(url: str, model: str, n: int) -> dict[str, Any]:
+def probe_tool_calls(url: str, model: str, n: int, tool_choice: str = "auto") -> dict[str, Any]:
     """N single-turn tool-call prompts (cycling through CASES); name and argument accuracy, speed."""
     rows = []
     for i in range(n):
         prompt, tool, want = CASES[i % len(CASES)]
         start = time.perf_counter()
-        reply = post(url, {"model": model, "temperature": 0, "tools": TOOLS, "messages": [
+        reply = post(url, {"model": model, "temperature": 0, "tools": TOOLS, "tool_choice": tool_choice, "messages": [
             {"role": "system", "content": "You operate a hospital's imaging workspace through tools."},
             {"role": "user", "content": prompt}]})
         latency = time.perf_counter() - start
@@ -96,7 +96,7 @@ def probe_tool_calls(url: str, model: str, n: int) -> dict[str, Any]:
                      "gen_tps": timings.get("predicted_per_second"), "prompt_tps": timings.get("prompt_per_second"),
                      "content": (reply["choices"][0]["message"].get("content") or "")[:120]})
     ok = sum(r["args_ok"] for r in rows)
-    summary = {"n": n, "name_ok": sum(r["name_ok"] for r in rows), "name_and_args_ok": ok,
+    summary = {"tool_choice": tool_choice, "n": n, "name_ok": sum(r["name_ok"] for r in rows), "name_and_args_ok": ok,
                "median_latency_s": statistics.median(r["latency_s"] for r in rows),
                "gen_tokens_per_s": statistics.median(r["gen_tps"] for r in rows if r["gen_tps"]),
                "prompt_tokens_per_s": statistics.median(r["prompt_tps"] for r in rows if r["prompt_tps"])}
@@ -190,6 +190,7 @@ def main() -> None:
     p.add_argument("--env", default="/tmp/fab_us", help="built environment (built at scale 0.3 if missing)")
     p.add_argument("--task", default=None, help="task id of the environment (default: its first)")
     p.add_argument("--guidance", nargs="+", default=["fine-grained", "goal-oriented"])
+    p.add_argument("--tool-choice", nargs="+", default=["auto", "required"], help="part 1's tool_choice values")
     p.add_argument("--skip-roles", action="store_true")
     p.add_argument("--graph", action="store_true", help="also run the whole server graph per guidance")
     p.add_argument("--json", default=None, help="write all measurements here")
@@ -211,8 +212,9 @@ def main() -> None:
     os.environ[URL_ENV] = url  # make("local") below reuses this server
     report: dict[str, Any] = {"model": model.name}
     try:
-        report["tool_calls"] = probe_tool_calls(url, model.name, args.n)
-        print("tool calls:", json.dumps(report["tool_calls"]))
+        for choice in args.tool_choice:
+            report.setdefault("tool_calls", {})[choice] = probe_tool_calls(url, model.name, args.n, choice)
+            print("tool calls:", json.dumps(report["tool_calls"][choice]), flush=True)
         if server:
             report["server_rss_mb"] = round((server.rss_bytes() or 0) / 2**20)
             print(f"server RSS {report['server_rss_mb']} MB")

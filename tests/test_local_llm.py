@@ -155,6 +155,13 @@ def test_make_local_reuses_a_running_server_from_the_environment(fake_health_ser
     assert model.openai_api_base == fake_health_server + "/v1"
     assert model.model_name == DEFAULT_MODEL and model.temperature == 0
 
+    def list_dir(path: str) -> str:
+        """List a folder."""
+        return path
+
+    assert model.bind_tools([list_dir]).kwargs["tool_choice"] == "required"  # grammar-constrained calls
+    assert model.bind_tools([list_dir], tool_choice="auto").kwargs["tool_choice"] == "auto"
+
 
 def test_make_local_with_a_dead_url_says_what_to_do(monkeypatch: pytest.MonkeyPatch) -> None:
     from graphs.local_llm.server import free_port

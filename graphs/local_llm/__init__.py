@@ -27,13 +27,22 @@ def parse_spec(spec: str) -> LocalModel:
 
 
 def chat_model(spec: str = "local", *, temperature: float = 0.0, **kwargs: Any):
-    """A ``ChatOpenAI`` bound to a running local server for ``spec`` (started if needed)."""
+    """A ``ChatOpenAI`` bound to a running local server for ``spec`` (started if needed).
+
+    Tools bound without a ``tool_choice`` get ``"required"``: llama-server then constrains the answer
+    to its tool-call grammar. Without it the 0.5B model often writes the call as bare JSON that is not
+    parsed (measured with benchmarks/local_llm_probe.py); the role loops need a tool call every turn.
+    """
     from langchain_openai import ChatOpenAI
 
     from graphs.local_llm.server import ensure_server
 
+    class LocalChatOpenAI(ChatOpenAI):
+        def bind_tools(self, tools: Any, *, tool_choice: Any = None, **kw: Any):  # type: ignore[override]
+            return super().bind_tools(tools, tool_choice=tool_choice or ("required" if tools else None), **kw)
+
     model = parse_spec(spec)
     kwargs.setdefault("max_tokens", MAX_TOKENS)
     kwargs.setdefault("timeout", 300)
-    return ChatOpenAI(model=model.name, base_url=ensure_server(model.name), api_key=kwargs.pop("api_key", "none"),
-                      temperature=temperature, **kwargs)
+    return LocalChatOpenAI(model=model.name, base_url=ensure_server(model.name),
+                           api_key=kwargs.pop("api_key", "none"), temperature=temperature, **kwargs)
