@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pandas as pd
@@ -31,7 +32,7 @@ def plot_role_heatmap(table: pd.DataFrame, path: Path) -> Path | None:
     ax.set_yticks(range(len(labels)), labels)
     for i, row in enumerate(values):
         for j, v in enumerate(row):
-            ax.text(j, i, "-" if v != v else f"{v:.0f}", ha="center", va="center", fontsize=8)
+            ax.text(j, i, "-" if math.isnan(v) else f"{v:.0f}", ha="center", va="center", fontsize=8)
     fig.colorbar(im, ax=ax, label="success %")
     ax.set_title("Per-role success")
     fig.tight_layout()

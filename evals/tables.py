@@ -57,9 +57,9 @@ def write_summaries(out: Path, rows: list[dict[str, Any]], title: str = "FedAgen
     per_model = summarize(rows, by=("model",))
     per_guidance = summarize(rows, by=("model", "guidance"))
     lines = [f"# {title}: per-role success (%)", "",
-             "Success rates count scored verdicts only; unscored roles (the harness failed, or a replay "
-             "missed) are counted in `unscored`. Overall = successes / (7 x trials); pass^k = tasks whose "
-             "every trial passed every role.", ""]
+             ("Success rates count scored verdicts only; unscored roles (the harness failed, or a replay "
+              "missed) are counted in `unscored`. Overall = successes / (7 x trials); pass^k = tasks whose "
+              "every trial passed every role."), ""]
     for name in per_model["model"]:
         lines.append(f"- **{name}**: {entry_for(name).label}")
     lines += ["", "## All tasks", ""]

@@ -104,7 +104,7 @@ def run_trial(spec: TrialSpec) -> list[dict[str, Any]]:
             "seed": spec.entry.seed, "scale": spec.entry.scale}
     try:
         report, misses = _run_graph(spec)
-    except Exception as exc:  # the harness failed: every role is unscored, with the reason
+    except Exception as exc:  # noqa: BLE001  the harness failed: every role is unscored, with the reason
         log.error("%s: harness error\n%s", spec.ident, traceback.format_exc())
         why = f"harness error: {type(exc).__name__}: {exc}"[:500]
         return [{**base, "role": r, "phase": PHASE_OF[r], "passed": None, "failure_category": "harness_error",
