@@ -100,9 +100,7 @@ def _run(args: argparse.Namespace) -> int:
 
     console = Console()
     names = [n.strip() for n in args.models.split(",") if n.strip()]
-    models, skipped = resolve(names, args.endpoint, need_keys=not args.replay)
-    for line in skipped:
-        console.print(f"[yellow]{line}[/]")
+    models, _skipped = resolve(names, args.endpoint, need_keys=not args.replay)  # it logs each skip
     if not models:
         console.print("no model to run (every requested model lacks its key)")
         return 1
