@@ -200,11 +200,21 @@ def llm_url() -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def local_model(llm_url: str):
-    from langchain_openai import ChatOpenAI
+def local_model(llm_url: str) -> Iterator:
+    """``make("local")`` pointed at the module's server: the factory's own code path."""
+    import os
 
-    return ChatOpenAI(model=DEFAULT_MODEL, base_url=llm_url + "/v1", api_key="none", temperature=0, max_tokens=512,
-                      timeout=300)
+    from graphs.models import make
+
+    before = os.environ.get(URL_ENV)
+    os.environ[URL_ENV] = llm_url + "/v1"
+    try:
+        yield make("local", max_tokens=512)
+    finally:
+        if before is None:
+            os.environ.pop(URL_ENV, None)
+        else:
+            os.environ[URL_ENV] = before
 
 
 @pytest.mark.llm
