@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
+import sys
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
@@ -76,6 +78,32 @@ def _init_worker() -> None:
 
     torch.set_num_threads(1)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    die_with_parent()
+
+
+def die_with_parent() -> None:
+    """Make this worker end, with any local LLM server it started, when the runner dies.
+
+    Why: a runner killed by a signal (SIGKILL, an OOM kill, a closed terminal) cannot shut its pool
+    down, and spawned workers would go on with their task-trials as orphans, each keeping a
+    llama-server busy on the same two cores (seen here). Linux only (PR_SET_PDEATHSIG); workers are
+    spawned from the runner's main thread, which lives as long as the runner.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    signal.signal(signal.SIGTERM, _terminate)
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    if os.getppid() == 1:  # the runner died before the prctl took effect
+        _terminate(signal.SIGTERM, None)
+
+
+def _terminate(signum: int, frame: object) -> None:
+    server = sys.modules.get("graphs.local_llm.server")  # not imported: no server to stop (and no
+    if server is not None:  # slow import of the graph stack while the machine is busy)
+        server.stop_all()
+    os._exit(128 + signum)
 
 
 def _verdicts(rows: list[dict[str, Any]]) -> str:

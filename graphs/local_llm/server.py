@@ -33,8 +33,13 @@ log = logging.getLogger(__name__)
 #: URL (``http://127.0.0.1:PORT`` or ``.../v1``) of a server already running; ``local`` then reuses it.
 URL_ENV = "FEDAGENTBENCH_LLM_URL"
 TEMPLATE = Path(__file__).with_name("chat_template.jinja")
-#: Context window: role prompts + tool schemas + a few tool results fit with room to spare.
-CONTEXT = 16384
+#: Parallel slots: the client phases fan out (one C1/C2/C3 agent per site, in threads), and with one
+#: slot their requests queued for minutes behind each other and some failed with connection errors
+#: (seen on an 8-site environment). Continuous batching decodes several slots for about the cost
+#: of one on a CPU, so a few slots serve the fan-out.
+SLOTS = 4
+#: Context window per slot: role prompt + tool schemas + a few tool results fit with room to spare.
+SLOT_CONTEXT = 8192
 START_TIMEOUT_S = 180.0
 
 
@@ -49,11 +54,12 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def server_command(model: LocalModel, port: int, *, binary: Path | None = None, context: int = CONTEXT,
+def server_command(model: LocalModel, port: int, *, binary: Path | None = None, slots: int = SLOTS,
                    threads: int | None = None) -> list[str]:
-    """The llama-server command line: our chat template, one slot, loopback only."""
+    """The llama-server command line: our chat template, ``slots`` parallel slots, loopback only."""
     cmd = [str(binary or server_binary()), "--model", str(weights_path(model)), "--alias", model.name,
-           "--host", "127.0.0.1", "--port", str(port), "--ctx-size", str(context), "--parallel", "1",
+           "--host", "127.0.0.1", "--port", str(port), "--ctx-size", str(SLOT_CONTEXT * slots),
+           "--parallel", str(slots), "--threads-http", str(2 * slots + 2),
            "--jinja", "--chat-template-file", str(TEMPLATE), "--no-webui"]
     if threads:
         cmd += ["--threads", str(threads)]
@@ -181,13 +187,14 @@ _servers: dict[str, LocalServer] = {}
 _lock = threading.Lock()
 
 
-def _stop_all() -> None:
+def stop_all() -> None:
+    """Stop every server this process started (also run at interpreter exit)."""
     for server in list(_servers.values()):
         server.stop()
     _servers.clear()
 
 
-atexit.register(_stop_all)
+atexit.register(stop_all)
 
 
 def ensure_server(name: str | None = None) -> str:
