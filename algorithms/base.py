@@ -218,6 +218,18 @@ class FLAlgorithm:
         mean = weighted_mean([u.state for u in updates], [u.num_samples for u in updates])
         return {**global_state, **mean}
 
+    @staticmethod
+    def shared_params(updates: Sequence[ClientUpdate], server: ServerContext) -> list[str]:
+        """Keys of the trainable parameters the clients sent: what a server-side optimiser steps.
+
+        Buffers (BatchNorm statistics) and local keys are left out: buffers stay plainly averaged
+        and local keys never reach the server.
+        """
+        if not updates:
+            return []
+        params = set(server.info.param_keys)
+        return [k for k in updates[0].state if k in params]
+
     # ----------------------------------------------------------------- client side
     def begin_client(self, ctx: ClientContext) -> None:
         """Called before local training (initialise ``ctx.state``, cache frozen models)."""

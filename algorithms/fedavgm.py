@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from algorithms.aggregation import StateDict, weighted_mean
+from algorithms.aggregation import StateDict
 from algorithms.base import ClientUpdate, FLAlgorithm, ServerContext
 from algorithms.catalog_entry import CatalogEntry
 from algorithms.registry import register
@@ -58,15 +58,9 @@ class FedAvgM(FLAlgorithm):
     def aggregate(
         self, global_state: StateDict, updates: Sequence[ClientUpdate], server: ServerContext
     ) -> StateDict:
-        if not updates or not updates[0].state:
-            return dict(global_state)
-        mean = weighted_mean([u.state for u in updates], [u.num_samples for u in updates])
-        params = set(server.info.param_keys)
-        out = {**global_state, **mean}  # buffers (BatchNorm statistics) are plainly averaged
-        for k in mean:
-            if k not in params:
-                continue
-            delta = global_state[k] - mean[k]
+        out = super().aggregate(global_state, updates, server)  # the mean; buffers plainly averaged
+        for k in self.shared_params(updates, server):
+            delta = global_state[k] - out[k]
             v = self.velocity_.get(k)
             v = delta.clone() if v is None else self.server_momentum * v + delta
             self.velocity_[k] = v

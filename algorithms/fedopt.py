@@ -19,7 +19,7 @@ from typing import ClassVar
 
 import torch
 
-from algorithms.aggregation import StateDict, weighted_mean
+from algorithms.aggregation import StateDict
 from algorithms.base import ClientUpdate, FLAlgorithm, ServerContext
 from algorithms.catalog_entry import CatalogEntry
 from algorithms.registry import register
@@ -72,15 +72,9 @@ class FedOpt(FLAlgorithm):
     def aggregate(
         self, global_state: StateDict, updates: Sequence[ClientUpdate], server: ServerContext
     ) -> StateDict:
-        if not updates or not updates[0].state:
-            return dict(global_state)
-        mean = weighted_mean([u.state for u in updates], [u.num_samples for u in updates])
-        params = set(server.info.param_keys)
-        out = {**global_state, **mean}  # buffers (BatchNorm statistics) are plainly averaged
-        for k in mean:
-            if k not in params:
-                continue
-            delta = mean[k] - global_state[k]
+        out = super().aggregate(global_state, updates, server)  # the mean; buffers plainly averaged
+        for k in self.shared_params(updates, server):
+            delta = out[k] - global_state[k]
             m = self.m_.get(k, torch.zeros_like(delta))
             v = self.v_.get(k, torch.full_like(delta, self.tau ** 2))
             m = self.beta1 * m + (1 - self.beta1) * delta

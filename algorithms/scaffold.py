@@ -77,13 +77,10 @@ class Scaffold(FLAlgorithm):
     ) -> StateDict:
         if not updates or not updates[0].state:
             return dict(global_state)
-        mean = weighted_mean([u.state for u in updates], [u.num_samples for u in updates])
-        params = set(server.info.param_keys)
-        out = {**global_state, **mean}  # buffers (BatchNorm statistics) are plainly averaged
+        out = super().aggregate(global_state, updates, server)  # the mean; buffers plainly averaged
         if self.server_lr != 1.0:
-            for k in mean:
-                if k in params:
-                    out[k] = global_state[k] + self.server_lr * (mean[k] - global_state[k])
+            for k in self.shared_params(updates, server):
+                out[k] = global_state[k] + self.server_lr * (out[k] - global_state[k])
         deltas = [u.payload["delta_c"] for u in updates if "delta_c" in u.payload]
         if deltas:
             # c += (1/N) * sum_{i in S} delta_c_i  ==  |S|/N * mean_{i in S} delta_c_i
