@@ -17,10 +17,6 @@ __all__ = ["DEFAULT_MODEL", "MODELS", "LocalModel", "chat_model", "get_model", "
 #: 0.5B model's tool calls take 100-250 tokens, and a reply it fails to format as a call can run on as
 #: newlines to the cap (1,536 tokens cost ~2 minutes at 14 tokens/s on 2 cores).
 MAX_TOKENS = 512
-#: Ends a degenerate reply early: the 0.5B model often follows an unparsed bare-JSON call with
-#: hundreds of newlines up to MAX_TOKENS (seen on every C1 site of a smoke task). A well-formed tool
-#: call or answer never holds five newlines in a row, so this cuts only the run-on, not the content.
-STOP = ("\n\n\n\n\n",)
 
 
 def parse_spec(spec: str) -> LocalModel:
@@ -49,7 +45,6 @@ def chat_model(spec: str = "local", *, temperature: float = 0.0, **kwargs: Any):
 
     model = parse_spec(spec)
     kwargs.setdefault("max_tokens", MAX_TOKENS)
-    kwargs.setdefault("stop", list(STOP))
     kwargs.setdefault("timeout", 300)
     return LocalChatOpenAI(model=model.name, base_url=ensure_server(model.name),
                            api_key=kwargs.pop("api_key", "none"), temperature=temperature, **kwargs)
