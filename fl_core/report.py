@@ -52,12 +52,17 @@ def _plot(result: RunResult, target: Path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     rounds = [h["round"] for h in result.history]
+    curves = {m: [h[m]["overall"]["balanced_accuracy"] for h in result.history if m in h]
+              for m in ("global", "personal")}
+    if curves["personal"] == curves["global"]:  # no personalised model (FedAvg & co.): one line, not two
+        del curves["personal"]
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
-    for model, style in (("global", "-"), ("personal", "--")):
-        ax1.plot(rounds, [h[model]["overall"]["balanced_accuracy"] for h in result.history], style,
-                 marker="o", label=f"{model} (test)")
+    for model, values in curves.items():
+        if values:
+            ax1.plot(rounds, values, "-" if model == "global" else "--", marker="o", label=f"{model} (test)")
     ax1.set(xlabel="round", ylabel="balanced accuracy", title=f"{result.config.algorithm}: test")
     ax1.axhline(1 / max(len(result.classes), 1), color="grey", lw=0.8, ls=":", label="chance")
     ax1.legend()
@@ -65,6 +70,8 @@ def _plot(result: RunResult, target: Path) -> None:
     ax2.plot(rounds, [h["global"]["overall"]["loss"] for h in result.history], marker="o", label="global test loss")
     ax2.set(xlabel="round", ylabel="cross-entropy", title="loss")
     ax2.legend()
+    for ax in (ax1, ax2):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     fig.tight_layout()
     fig.savefig(target, dpi=80)
     plt.close(fig)
