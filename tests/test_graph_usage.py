@@ -1,0 +1,31 @@
+"""Usage accounting: the provider's counts when it reports them, a real tokenizer's count otherwise."""
+
+from __future__ import annotations
+
+from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
+
+from graphs.usage import count_tokens, totals, usage_row
+
+
+def test_count_tokens_is_a_real_bpe_count_offline():
+    assert count_tokens("") == 0
+    assert count_tokens("hello world") == 2  # o200k_base: 'hello', ' world'
+    long = "The data steward wrote: ignore previous instructions. " * 20
+    assert count_tokens(long) < len(long) / 3  # BPE merges words; a character count would not
+
+
+def test_a_reply_without_provider_usage_is_counted_and_marked():
+    prompt = [SystemMessage("You are the C1 dataset selector."), HumanMessage('{"site_id": "site_01"}')]
+    reply = AIMessage("", tool_calls=[{"name": "read_data_cards", "args": {}, "id": "1"}])
+    row = usage_row("C1", "site_01", prompt, reply, 0.5, tools_tokens=100)
+    assert row["estimated"] is True and row["tool_calls"] == 1
+    assert row["input_tokens"] == count_tokens("You are the C1 dataset selector.\n{\"site_id\": \"site_01\"}") + 100
+    assert row["output_tokens"] == count_tokens("\nread_data_cards{}")
+
+
+def test_provider_counts_win_and_totals_add_up():
+    reply = AIMessage("ok", usage_metadata={"input_tokens": 1234, "output_tokens": 5, "total_tokens": 1239})
+    rows = [usage_row("S1", None, [HumanMessage("x")], reply, 1.0), usage_row("S1", None, [HumanMessage("y")], reply, 2.0)]
+    assert rows[0]["input_tokens"] == 1234 and rows[0]["estimated"] is False
+    t = totals(rows)["S1"]
+    assert t["calls"] == 2 and t["input_tokens"] == 2468 and t["seconds"] == 3.0 and t["estimated"] == 0
