@@ -57,12 +57,11 @@ def _plot(result: RunResult, target: Path) -> None:
     rounds = [h["round"] for h in result.history]
     curves = {m: [h[m]["overall"]["balanced_accuracy"] for h in result.history if m in h]
               for m in ("global", "personal")}
-    if curves["personal"] == curves["global"]:  # no personalised model (FedAvg & co.): one line, not two
+    if not curves["personal"] or curves["personal"] == curves["global"]:  # no personalised model: one line
         del curves["personal"]
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
     for model, values in curves.items():
-        if values:
-            ax1.plot(rounds, values, "-" if model == "global" else "--", marker="o", label=f"{model} (test)")
+        ax1.plot(rounds, values, "-" if model == "global" else "--", marker="o", label=f"{model} (test)")
     ax1.set(xlabel="round", ylabel="balanced accuracy", title=f"{result.config.algorithm}: test")
     ax1.axhline(1 / max(len(result.classes), 1), color="grey", lw=0.8, ls=":", label="chance")
     ax1.legend()

