@@ -104,7 +104,7 @@ def summarize(rows: list[dict[str, Any]], by: tuple[str, ...] = GROUP) -> pd.Dat
         rec["tasks"] = len(per_task)
         rec["trials"] = len(trials)
         rec["unscored"] = int(g["passed"].isna().sum())
-        for col in ("input_tokens", "output_tokens", "tool_calls"):
+        for col in ("input_tokens", "output_tokens", "tool_calls", "format_slips"):
             rec[col] = int(g[col].fillna(0).sum()) if col in g else 0
         cost = g["cost_usd"] if "cost_usd" in g else pd.Series(dtype=float)
         rec["cost_usd"] = round(float(cost.sum()), 4) if cost.notna().any() else float("nan")

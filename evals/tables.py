@@ -13,8 +13,8 @@ from evals.results import ROLES, by_tag, failure_counts, summarize
 
 #: Columns of summary.csv, in order: the issue's role columns, then counts, cost, time and accuracy.
 CSV_COLUMNS = ["model", "modality", "guidance", *ROLES, "overall", "pass^k", "tasks", "trials", "unscored",
-               "input_tokens", "output_tokens", "tool_calls", "cost_usd", "cost_per_trial_usd",
-               "seconds_per_trial", "fed_bacc", "local_bacc", "pooled_bacc"]
+               "input_tokens", "output_tokens", "tool_calls", "format_slips", "cost_usd",
+               "cost_per_trial_usd", "seconds_per_trial", "fed_bacc", "local_bacc", "pooled_bacc"]
 
 
 def _cell(x: Any) -> str:
@@ -84,7 +84,7 @@ def write_summaries(out: Path, rows: list[dict[str, Any]], title: str = "FedAgen
         lines += markdown_table(phases, list(phases.columns))
     lines += ["", "## Cost, tokens, time and accuracy", ""]
     lines += markdown_table(per_guidance, ["model", "guidance", "input_tokens", "output_tokens", "tool_calls",
-                                           "cost_usd", "cost_per_trial_usd", "seconds_per_trial", "fed_bacc",
+                                           "format_slips", "cost_usd", "cost_per_trial_usd", "seconds_per_trial", "fed_bacc",
                                            "local_bacc", "pooled_bacc"])
     figures = [plot_role_heatmap(per_guidance, out / "role_heatmap.png"),
                plot_cost_vs_overall(per_model, out / "cost_vs_overall.png")]

@@ -160,6 +160,7 @@ def rows_from_report(base: dict[str, Any], report: dict[str, Any], model: ModelE
                "failure_category": verdict.get("failure_category"), "explanation": verdict.get("explanation", ""),
                "calls": int(u.get("calls", 0)), "input_tokens": tin, "output_tokens": tout,
                "tokens_estimated": bool(u.get("estimated")), "tool_calls": int(u.get("tool_calls", 0)),
+               "format_slips": int(u.get("format_slips", 0)),
                "role_seconds": round(max(walls), 2) if walls else 0.0, "cost_usd": model.cost(tin, tout), **run}
         if misses:  # a replay that missed scores nothing: the recording, not the model, is at fault
             row.update(passed=None, failure_category="replay_miss", explanation=misses[0][:500])

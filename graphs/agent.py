@@ -23,6 +23,7 @@ from langgraph.types import Command
 from pydantic import BaseModel, create_model
 
 from graphs.state import AgentState
+from graphs.text_calls import with_text_call
 from graphs.usage import count_tokens, usage_row
 
 log = logging.getLogger(__name__)
@@ -31,7 +32,12 @@ log = logging.getLogger(__name__)
 NUDGE = "You answered without calling a tool. Continue with a tool call; finish by calling {submit}."
 STEP_LIMIT = "step limit of {n} model calls reached before {submit} was called"
 PROVIDER = "the model provider failed {n} times: {error}"
+REPEATED = "made the same call {call} {n} times in a row with the same result; it was not making progress"
 MAX_NUDGES = 2
+#: The same call answered by the same result this many times in a row ends the role: a model that
+#: loops cannot recover within its budget (measured: Qwen2.5-Coder-0.5B repeated one C2 call until
+#: its 40-step budget ran out), and every further call costs a full prompt.
+MAX_REPEATS = 3
 RETRIES = 3
 BACKOFF_S = 0.5
 
@@ -60,6 +66,31 @@ def make_submit_tool(schema: type[BaseModel]) -> BaseTool:
 
 def _validation_message(exc: Exception) -> str:
     return f"Your submission is invalid: {exc}. Fix the listed fields and call the submit tool again."[:1500]
+
+
+def repeated_call(messages: list[Any], times: int) -> str | None:
+    """``name(args)`` when the last ``times`` model turns made that one call and got the same answer.
+
+    A long-polling status tool answers differently once a round ends, and a fixed mistake gets a
+    different answer, so only a true loop matches.
+    """
+    turns: list[tuple[str, str]] = []
+    answers: dict[str, str] = {}
+    for m in reversed(messages):
+        if isinstance(m, ToolMessage):
+            answers[m.tool_call_id] = str(m.content)
+        elif isinstance(m, AIMessage):
+            if len(m.tool_calls) != 1 or m.tool_calls[0]["id"] not in answers:
+                break
+            call = m.tool_calls[0]
+            turns.append((f"{call['name']}({json.dumps(call['args'], sort_keys=True)})", answers[call["id"]]))
+            if len(turns) == times:
+                break
+        elif not isinstance(m, HumanMessage):
+            break
+    if len(turns) == times and len(set(turns)) == 1:
+        return turns[0][0][:200]
+    return None
 
 
 def build_role_agent(model: BaseChatModel, tools: list[BaseTool], *, role: str, system_prompt: str,
@@ -92,6 +123,9 @@ def build_role_agent(model: BaseChatModel, tools: list[BaseTool], *, role: str, 
         steps = state.get("steps", 0) + 1
         if steps > max_steps:
             return {"failure": "step_limit", "reason": STEP_LIMIT.format(n=max_steps, submit=submit.name)}
+        looping = repeated_call(state["messages"], MAX_REPEATS)
+        if looping:
+            return {"failure": "repeated_call", "reason": REPEATED.format(call=looping, n=MAX_REPEATS)}
         prompt = [system, *state["messages"]]
         error: Exception | None = None
         for attempt in range(RETRIES):
@@ -108,6 +142,9 @@ def build_role_agent(model: BaseChatModel, tools: list[BaseTool], *, role: str, 
             return {"steps": steps, "failure": "provider_error",
                     "reason": PROVIDER.format(n=RETRIES, error=f"{type(error).__name__}: {error}"[:300])}
         row = usage_row(role, site_id, prompt, reply, time.perf_counter() - start, tools_tokens)
+        recovered = with_text_call(reply, names)
+        if recovered is not None:  # a call written as text: taken, and counted as a format slip
+            reply, row = recovered, {**row, "tool_calls": 1, "format_slips": 1}
         update: dict[str, Any] = {"messages": [reply], "steps": steps, "usage": [row]}
         if not reply.tool_calls:
             nudges = state.get("nudges", 0) + 1

@@ -8,7 +8,7 @@ usage rows: never a path or a pixel.
 from __future__ import annotations
 
 import operator
-from typing import Annotated, Any, TypedDict
+from typing import Annotated, Any, NotRequired, TypedDict
 
 from langchain_core.messages import AnyMessage
 from langgraph.graph.message import add_messages
@@ -42,6 +42,7 @@ class UsageRow(TypedDict):
     seconds: float
     tool_calls: int
     estimated: bool  # tokens estimated because the provider reported none
+    format_slips: NotRequired[int]  # 1 when the call came as JSON text, not the tool-call channel
 
 
 class ServerState(TypedDict, total=False):

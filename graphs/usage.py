@@ -60,9 +60,10 @@ def totals(rows: Sequence[UsageRow], key: str = "role") -> dict[str, dict[str, f
     out: dict[str, dict[str, float]] = {}
     for r in rows:
         t = out.setdefault(str(r[key]), {"calls": 0, "input_tokens": 0, "output_tokens": 0, "seconds": 0.0,
-                                         "tool_calls": 0, "estimated": 0})
+                                         "tool_calls": 0, "estimated": 0, "format_slips": 0})
         t["calls"] += 1
         for k in ("input_tokens", "output_tokens", "seconds", "tool_calls"):
             t[k] += r[k]
+        t["format_slips"] += int(r.get("format_slips", 0))
         t["estimated"] += int(r["estimated"])
     return out

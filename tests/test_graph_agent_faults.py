@@ -62,9 +62,52 @@ def test_an_unknown_tool_is_answered_with_the_valid_names():
 
 
 def test_looping_past_the_step_limit_ends_with_step_limit():
-    state, model = run([("count_images", {"folder": "raw/ham"})], max_steps=4)
+    varied = [("count_images", {"folder": f"raw/{k}"}) for k in ("ham", "x", "y", "z", "w")]
+    state, model = run(varied, max_steps=4)
     assert state["failure"] == "step_limit" and state.get("result") is None
     assert model.calls == 4
+
+
+def test_the_same_call_with_the_same_answer_three_times_ends_the_role_early():
+    state, model = run([("count_images", {"folder": "raw/x"})], max_steps=40)
+    assert state["failure"] == "repeated_call" and "count_images" in state["reason"]
+    assert model.calls == agent_mod.MAX_REPEATS
+
+
+def test_a_repeated_call_whose_answer_changes_is_not_a_loop(monkeypatch):
+    answers = iter(["round 1 of 3", "round 2 of 3", "round 3 of 3", "done"])
+
+    @tool
+    def training_status(job_id: str) -> str:
+        """Poll a job."""
+        return next(answers)
+
+    model = FakeToolCallingModel(replies=[("training_status", {"job_id": "j"})] * 4 + [
+        ("submit_SelectionReply", GOOD)])
+    graph = build_role_agent(model, [training_status], role="S4", system_prompt="poll", output=SelectionReply,
+                             max_steps=10)
+    state = graph.invoke({"messages": [HumanMessage("{}")]})
+    assert state["result"] == GOOD and not state.get("failure")
+
+
+@pytest.mark.parametrize("text", [
+    '{"name": "count_images", "arguments": {"folder": "raw/ham"}}',
+    'I will count.\n```json\n{"name": "count_images", "arguments": {"folder": "raw/ham"}}\n```',
+    '{"name": "count_images", "parameters": "{\\"folder\\": \\"raw/ham\\"}"}',
+])
+def test_a_call_written_as_json_text_is_taken_and_counted_as_a_format_slip(text):
+    state, _ = run([text, ("submit_SelectionReply", GOOD)])
+    assert tool_messages(state)[0].content == "42"
+    assert state["result"] == GOOD and not state.get("failure")
+    assert [u.get("format_slips", 0) for u in state["usage"]] == [1, 0]
+    assert [u["tool_calls"] for u in state["usage"]] == [1, 1]
+
+
+@pytest.mark.parametrize("text", ['{"name": "rm_rf", "arguments": {}}', '{"folder": "raw/ham"}', "count {it}"])
+def test_json_text_that_names_no_bound_tool_stays_prose(text):
+    state, _ = run([text])
+    assert state["failure"] == "format_error"
+    assert not tool_messages(state)
 
 
 def test_malformed_structured_output_is_explained_then_fixed():
