@@ -67,9 +67,8 @@ def build(modality: str, out_dir: str | Path, seed: int = 0, scale: float = 1.0,
     if scale <= 0:
         raise ValueError(f"scale must be > 0, got {scale}")
     out = Path(out_dir)
-    if out.exists() and any(out.iterdir()):
-        if not force:
-            raise FileExistsError(f"{out} exists and is not empty; pass force=True (--force) to rebuild it")
+    if out.exists() and any(out.iterdir()) and not force:
+        raise FileExistsError(f"{out} exists and is not empty; pass force=True (--force) to rebuild it")
     start = time.perf_counter()
     env = get_modality(modality)
     sites, tasks = _plan_solvable(modality, env, seed, scale)

@@ -71,7 +71,7 @@ def load_cards(path: Path) -> list[DatasetCard]:
     """Load and validate every card in one YAML file (a list of mappings)."""
     raw = yaml.safe_load(path.read_text(encoding="utf-8")) or []
     if not isinstance(raw, list):
-        raise ValueError(f"{path}: expected a YAML list of cards, got {type(raw).__name__}")
+        raise ValueError(f"{path}: expected a YAML list of cards, got {type(raw).__name__}")  # noqa: TRY004  bad file content
     cards = []
     for i, item in enumerate(raw):
         try:

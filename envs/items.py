@@ -173,4 +173,4 @@ def feature_stats(items: list[Item]) -> dict[str, float]:
             "side_px": float(np.mean([a.shape[0] for a in arrs]))}
 
 
-__all__ = ["Item", "draw_clean", "inject_mess", "concept_counts", "feature_stats", "MODALITIES"]
+__all__ = ["MODALITIES", "Item", "concept_counts", "draw_clean", "feature_stats", "inject_mess"]

@@ -33,7 +33,7 @@ LAST_NAMES: Final = ("DOE", "SMITH", "GARCIA", "KHAN", "CHEN", "IVANOVA", "MENSA
 
 def how_many(kind: str, n_clean: int) -> int:
     """Count of ``kind`` injections for a dataset of ``n_clean`` images (never zero)."""
-    return max(1, int(round(RATES[kind] * n_clean)))
+    return max(1, round(RATES[kind] * n_clean))
 
 
 def encode(img: Image.Image, ext: str, quality: int = 92) -> bytes:

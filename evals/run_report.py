@@ -12,8 +12,8 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from evals.scoring import RoleScore, Thresholds, Trial
 from evals.scorers import score_trial
+from evals.scoring import RoleScore, Thresholds, Trial
 from graphs.models import describe
 from graphs.usage import totals
 
@@ -61,7 +61,7 @@ def write_run_report(state: dict[str, Any], *, out: Path, env_dir: Path, task_id
         "metrics": _metrics(summary), "phase_seconds": phase_seconds(state.get("outcomes", [])),
         "usage_by_role": totals(state.get("usage", [])),
     }
-    for role, s in report["roles"].items():  # the shape: roles.S1.success
+    for s in report["roles"].values():  # the shape: roles.S1.success
         s.setdefault("success", s.get("passed"))
     out.mkdir(parents=True, exist_ok=True)
     (out / "report.json").write_text(json.dumps(report, indent=1, default=str))
@@ -100,7 +100,7 @@ def _fmt(x: Any) -> str:
 
 
 def render_markdown(r: dict[str, Any], curve: bool) -> str:
-    lines = [f"# FedAgentBench run", "", f"**Request:** {r['request']}", "",
+    lines = ["# FedAgentBench run", "", f"**Request:** {r['request']}", "",
              f"**Model:** {r['model_label']} · **guidance:** {r['guidance']} · **task:** {r['task_id'] or 'not a suite task (unscored)'}",
              "", "## Roles", "", "| role | passed | failure | explanation |", "|---|---|---|---|"]
     for role, s in r["roles"].items():
@@ -109,8 +109,8 @@ def render_markdown(r: dict[str, Any], curve: bool) -> str:
     spec = r.get("task_spec") or {}
     if spec:
         classes = "; ".join(f"{c['name']} = {', '.join(c['includes'])}" for c in spec["target_classes"])
-        lines += ["", "## Task", "", f"{spec['modality']} / {spec['body_part']}: {classes}; implicit goals: "
-                  f"{', '.join(spec.get('implicit_goals', [])) or 'none'}"]
+        lines += ["", "## Task", "", (f"{spec['modality']} / {spec['body_part']}: {classes}; implicit goals: "
+                                      f"{', '.join(spec.get('implicit_goals', [])) or 'none'}")]
     lines += ["", "## Sites", "", "| site | selected | why | approved |", "|---|---|---|---|"]
     for site, sel in sorted((r.get("selections") or {}).items()):
         ok = (r.get("approvals") or {}).get(site, {}).get("approved")

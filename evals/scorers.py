@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from graphs.scripted.lexicon import concept_of
 from evals.cleaning import c2_site_detail, pooled
 from evals.scoring import RoleScore, Trial, not_submitted, scorer
+from graphs.scripted.lexicon import concept_of
 
 
 def spec_partition(spec: dict) -> dict[str, frozenset[str | None]]:

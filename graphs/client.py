@@ -97,4 +97,4 @@ def build_client_graph() -> CompiledStateGraph:
     return g.compile(name="client")
 
 
-__all__ = ["build_client_graph", "ServerState"]
+__all__ = ["ServerState", "build_client_graph"]

@@ -24,8 +24,8 @@ def emit(event: dict[str, Any]) -> None:
     """Stream a progress event (role, site, what happened) to whoever watches the run."""
     try:
         get_stream_writer()(event)
-    except Exception:  # outside a streaming run there is no writer; progress is optional
-        pass
+    except Exception as exc:  # noqa: BLE001  outside a streaming run there is no writer; progress is optional
+        log.debug("progress event not streamed: %s", exc)
 
 
 def run_role(code: str, rt: Runtime, tools: list[BaseTool], payload: dict[str, Any], config: RunnableConfig,
@@ -74,5 +74,4 @@ def save_transcript(rt: Runtime, code: str, site_id: str | None, messages: list)
     folder.mkdir(parents=True, exist_ok=True)
     name = f"{code}_{site_id}" if site_id else code
     with open(folder / f"{name}.jsonl", "a", encoding="utf-8") as fh:
-        for m in messages_to_dict(messages):
-            fh.write(json.dumps(m, default=str) + "\n")
+        fh.writelines(json.dumps(m, default=str) + "\n" for m in messages_to_dict(messages))

@@ -7,7 +7,7 @@ files, its output schema and its side; its tools are chosen by the graph that ru
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import Literal
 
@@ -48,7 +48,7 @@ ROLES: dict[str, Role] = {r.code: r for r in (
 )}
 
 
-@lru_cache(maxsize=None)
+@cache
 def prompt(code: str, guidance: Guidance) -> str:
     """The role's system prompt in one style (text files under graphs/prompts/)."""
     if guidance not in GUIDANCE:

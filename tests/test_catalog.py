@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from envs.cards import CATALOG_DIR, DatasetCard, catalog, cards_for, load_cards
+from envs.cards import CATALOG_DIR, DatasetCard, cards_for, catalog, load_cards
 from envs.concepts import CONCEPTS, MODALITIES
 
 EXPECTED_COUNTS = {

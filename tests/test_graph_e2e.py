@@ -12,8 +12,8 @@ import pytest
 from envs.build import build
 from envs.concepts import MODALITIES
 from envs.readonly import tree_hash
-from evals.scoring import Trial
 from evals.scorers import score_trial
+from evals.scoring import Trial
 from fl_core.presets import SMALL_SITES
 from graphs.server import build_graph
 from tests.graph_helpers import private_env, run_config
@@ -38,7 +38,7 @@ def test_every_role_passes_and_raw_data_is_untouched(built_envs, tmp_path, modal
     built = built_envs(modality)
     env = private_env(built, tmp_path)
     raw_before = {s: tree_hash(env / "sites" / s / "raw") for s in built.key.sites}
-    state, scores = _run(built, env, tmp_path / "run", TASK[modality],
+    _state, scores = _run(built, env, tmp_path / "run", TASK[modality],
                          {"rounds": 1, "local_epochs": 1, "baselines": False})
     failed = {r: s.explanation for r, s in scores.items() if not s.passed}
     assert not failed, failed

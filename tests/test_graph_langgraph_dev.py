@@ -41,7 +41,7 @@ def test_langgraph_dev_runs_the_graph_over_http(built_envs, tmp_path):
     environ = {**os.environ, "LANGGRAPH_CLI_NO_ANALYTICS": "1", "LANGGRAPH_NO_VERSION_CHECK": "1",
                "LANGSMITH_TRACING": "false", "FEDAGENTBENCH_ENV_DIR": str(env),
                "FEDAGENTBENCH_RUN_DIR": str(tmp_path / "run")}
-    log = open(tmp_path / "server.log", "w")
+    log = open(tmp_path / "server.log", "w")  # noqa: SIM115  the server writes to it until the test stops it
     proc = subprocess.Popen([str(cli), "dev", "--port", str(port), "--no-reload", "--no-browser",
                              "--host", "127.0.0.1"], cwd=os.getcwd(), env=environ, stdout=log,
                             stderr=subprocess.STDOUT, start_new_session=True)

@@ -13,7 +13,17 @@ from __future__ import annotations
 import numpy as np
 
 from envs.synth.base import BaseRenderer
-from envs.synth.primitives import Array, Canvas, blur, disc, grid, lerp, radial_blob, random_walk, smooth_noise
+from envs.synth.primitives import (
+    Array,
+    Canvas,
+    blur,
+    disc,
+    grid,
+    lerp,
+    radial_blob,
+    random_walk,
+    smooth_noise,
+)
 
 
 def _evidence(d: float) -> float:
@@ -198,7 +208,7 @@ class DermatoscopyRenderer(BaseRenderer):
 
     def render_other_anatomy(self, rng: np.random.Generator, size: int):
         """A clinical photo of a finger nail (not dermatoscopy of a skin lesion)."""
-        yy, xx = grid(size)
+        yy, _xx = grid(size)
         bg = np.full((size, size, 3), rng.uniform(0.1, 0.5), np.float32)
         finger = radial_blob(rng, size, (0.0, 0.35), 0.55, aspect=1.6, edge=0.05)
         img = self._paint(bg, finger, np.array([0.88, 0.66, 0.55], np.float32) * rng.uniform(0.8, 1.05))

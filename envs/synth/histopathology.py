@@ -155,7 +155,7 @@ class HistopathologyRenderer(BaseRenderer):
         dist, _ = cKDTree(pts).query(np.stack([xx.ravel(), yy.ravel()], 1), k=2)
         gap = (dist[:, 1] - dist[:, 0]).reshape(size, size)
         membrane = np.clip(1 - gap / 0.025, 0, 1)
-        h, e = self._background(rng, size, 0.05)
+        _h, e = self._background(rng, size, 0.05)
         e = 0.03 + 0.45 * membrane * (0.8 + 0.2 * smooth_noise(rng, size, 20))
         nuc = Canvas(size, 2)
         for _ in range(int(rng.integers(0, 5))):

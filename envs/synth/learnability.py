@@ -10,6 +10,7 @@ it (``benchmarks/learnability.py``).
 
 from __future__ import annotations
 
+import itertools
 import logging
 import time
 from dataclasses import dataclass
@@ -42,7 +43,7 @@ class SmallCNN(nn.Module):
         super().__init__()
         chans = [in_channels, width, width * 2, width * 4, width * 4]
         blocks: list[nn.Module] = []
-        for cin, cout in zip(chans[:-1], chans[1:]):
+        for cin, cout in itertools.pairwise(chans):
             blocks += [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True),
                        nn.MaxPool2d(2)]
         self.features = nn.Sequential(*blocks)
@@ -131,7 +132,7 @@ def learnability(
         test = np.zeros(len(y), bool)
         for k in range(n_classes):
             idx = np.flatnonzero(y == k)
-            test[rng.choice(idx, max(1, int(round(len(idx) * test_fraction))), replace=False)] = True
+            test[rng.choice(idx, max(1, round(len(idx) * test_fraction)), replace=False)] = True
         xt = torch.from_numpy(x).float().div_(127.5).sub_(1.0)
         yt = torch.from_numpy(y)
         torch.manual_seed(seed)

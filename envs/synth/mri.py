@@ -97,7 +97,7 @@ class MRIRenderer(BaseRenderer):
         return self._finish_mr(rng, img)
 
     def _draw_pituitary(self, rng, size, d):
-        img, brain, g = self._head(rng, size)
+        img, _brain, g = self._head(rng, size)
         c = self._at(g, rng.normal(0, 0.03), rng.uniform(0.35, 0.5))
         rad = rng.uniform(0.06, 0.1) * lerp(1, 0.6, d)
         mass = radial_blob(rng, size, c, rad, irregularity=0.1, aspect=rng.uniform(0.8, 1.2), edge=0.02)

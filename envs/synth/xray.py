@@ -136,7 +136,7 @@ class XrayRenderer(BaseRenderer):
 
     def _draw_other(self, rng, size, d):
         """Cardiomegaly with a pacemaker: a large heart and a bright device with a lead."""
-        img, lungs, g = self._chest(rng, size, heart_scale=rng.uniform(1.35, 1.55))
+        img, _lungs, g = self._chest(rng, size, heart_scale=rng.uniform(1.35, 1.55))
         c = Canvas(size, supersample=2)
         s = rng.choice([-1.0, 1.0])
         x, y = g["ox"] + s * rng.uniform(0.45, 0.6), g["oy"] - rng.uniform(0.45, 0.6)
@@ -148,7 +148,7 @@ class XrayRenderer(BaseRenderer):
 
     def render_other_anatomy(self, rng: np.random.Generator, size: int):
         """A hand or knee radiograph (same modality, wrong body part), posed differently each time."""
-        yy, xx = grid(size)
+        _yy, _xx = grid(size)
         soft, bone = Canvas(size, 2), Canvas(size, 2)
         dx, dy, k = rng.normal(0, 0.06), rng.normal(0, 0.06), rng.uniform(0.85, 1.1)
         if rng.random() < 0.5:  # hand: palm and five rays with phalanges

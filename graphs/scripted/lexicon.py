@@ -9,7 +9,7 @@ meanings each public dataset publishes on its catalog card), never from an envir
 from __future__ import annotations
 
 import re
-from functools import lru_cache
+from functools import cache
 
 from envs.cards import cards_for
 from envs.concepts import CONCEPTS, PRIMARY_BODY_PART
@@ -49,7 +49,7 @@ def norm(text: str) -> str:
     return re.sub(r"\s+", " ", text).strip()
 
 
-@lru_cache(maxsize=None)
+@cache
 def lexicon(modality: str) -> dict[str, str]:
     """Normalised finding name -> concept, for one modality (ambiguous names left out)."""
     seen: dict[str, set[str]] = {}

@@ -15,7 +15,7 @@ MODALITY_WORDS = {
     "ultrasound": ("ultrasound", "sonograph", "sonogram"),
     "xray": ("x-ray", "x ray", "xray", "radiograph", "chest"),
 }
-FEATURE_SKEW = re.compile(r"differ.*(accuracy|trust|own)", re.S)
+FEATURE_SKEW = re.compile(r"differ.*(accuracy|trust|own)", re.DOTALL)
 LABEL_SKEW = re.compile(r"\bsee (mostly|almost only|far more|many more)\b|referral cent|case mix")
 
 
