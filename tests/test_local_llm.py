@@ -159,8 +159,9 @@ def test_make_local_reuses_a_running_server_from_the_environment(fake_health_ser
         """List a folder."""
         return path
 
-    assert model.bind_tools([list_dir]).kwargs["tool_choice"] == "required"  # grammar-constrained calls
-    assert model.bind_tools([list_dir], tool_choice="auto").kwargs["tool_choice"] == "auto"
+    # "required" would let llama-server's grammar forbid the end of a bare-JSON turn (newline run-on)
+    assert model.bind_tools([list_dir]).kwargs.get("tool_choice") in (None, "auto")
+    assert model.bind_tools([list_dir], tool_choice="required").kwargs["tool_choice"] == "required"
 
 
 def test_make_local_with_a_dead_url_says_what_to_do(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -244,8 +245,12 @@ def test_tool_call_with_the_right_name_and_arguments(local_model) -> None:
         """Current weather for a city."""
         return ""
 
+    from graphs.text_calls import with_text_call
+
     reply = local_model.bind_tools([list_dir, get_weather]).invoke("List what is in the folder raw/derm_a.")
+    reply = with_text_call(reply, {"list_dir", "get_weather"}) or reply  # as the role loop reads it
     assert reply.tool_calls, f"no tool call parsed from {reply.content!r}"
+    assert reply.response_metadata.get("finish_reason") in ("stop", "tool_calls"), "the turn must end, not hit the cap"
     call = reply.tool_calls[0]
     assert call["name"] == "list_dir"
     assert "derm_a" in str(call["args"].get("path", ""))

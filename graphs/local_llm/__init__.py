@@ -31,20 +31,19 @@ def parse_spec(spec: str) -> LocalModel:
 def chat_model(spec: str = "local", *, temperature: float = 0.0, **kwargs: Any):
     """A ``ChatOpenAI`` bound to a running local server for ``spec`` (started if needed).
 
-    Tools bound without a ``tool_choice`` get ``"required"``: llama-server then constrains the answer
-    to its tool-call grammar. Without it the 0.5B model often writes the call as bare JSON that is not
-    parsed (measured with benchmarks/local_llm_probe.py); the role loops need a tool call every turn.
+    Tools are bound with the default ``tool_choice`` ("auto"). With "required", llama-server's
+    grammar never lets the model end its turn unless it opens the template's fenced call block; the
+    0.5B model usually writes the call as bare JSON instead and then runs on as newlines to
+    ``MAX_TOKENS`` (measured on the C1 sites of a smoke environment: 4 of 7 calls capped at 512
+    tokens, 354 tokens per call on average). With "auto" it stops after the JSON, and the role loop
+    takes such a call as a format slip (``graphs.text_calls``).
     """
     from langchain_openai import ChatOpenAI
 
     from graphs.local_llm.server import ensure_server
 
-    class LocalChatOpenAI(ChatOpenAI):
-        def bind_tools(self, tools: Any, *, tool_choice: Any = None, **kw: Any):  # type: ignore[override]
-            return super().bind_tools(tools, tool_choice=tool_choice or ("required" if tools else None), **kw)
-
     model = parse_spec(spec)
     kwargs.setdefault("max_tokens", MAX_TOKENS)
     kwargs.setdefault("timeout", 300)
-    return LocalChatOpenAI(model=model.name, base_url=ensure_server(model.name),
-                           api_key=kwargs.pop("api_key", "none"), temperature=temperature, **kwargs)
+    return ChatOpenAI(model=model.name, base_url=ensure_server(model.name),
+                      api_key=kwargs.pop("api_key", "none"), temperature=temperature, **kwargs)
