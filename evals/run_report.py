@@ -15,6 +15,7 @@ from typing import Any
 from evals.scorers import score_trial
 from evals.scoring import RoleScore, Thresholds, Trial
 from graphs.models import describe
+from graphs.state import UsageRow
 from graphs.usage import totals
 
 PHASES = {1: ("S1", "C1", "S2"), 2: ("C2",), 3: ("C3",), 4: ("S3", "S4")}
@@ -88,9 +89,9 @@ def _metrics(summary: dict | None) -> dict[str, Any]:
 
 
 def _write_usage(path: Path, rows: list[dict]) -> None:
+    """One CSV row per model call; the columns are ``UsageRow``'s fields (optional ones default to 0)."""
     with open(path, "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=["role", "site_id", "input_tokens", "output_tokens", "seconds",
-                                           "tool_calls", "estimated"])
+        w = csv.DictWriter(fh, fieldnames=list(UsageRow.__annotations__), restval=0)
         w.writeheader()
         w.writerows(rows)
 

@@ -29,3 +29,18 @@ def test_provider_counts_win_and_totals_add_up():
     assert rows[0]["input_tokens"] == 1234 and rows[0]["estimated"] is False
     t = totals(rows)["S1"]
     assert t["calls"] == 2 and t["input_tokens"] == 2468 and t["seconds"] == 3.0 and t["estimated"] == 0
+
+
+def test_usage_csv_has_every_usage_field_and_defaults_format_slips(tmp_path):
+    import csv
+
+    from evals.run_report import _write_usage
+
+    rows = [{"role": "C1", "site_id": "site_01", "input_tokens": 10, "output_tokens": 3, "seconds": 0.5,
+             "tool_calls": 1, "estimated": False, "format_slips": 1},
+            {"role": "S1", "site_id": None, "input_tokens": 8, "output_tokens": 2, "seconds": 0.4,
+             "tool_calls": 1, "estimated": True}]
+    _write_usage(tmp_path / "usage.csv", rows)
+    read = list(csv.DictReader((tmp_path / "usage.csv").read_text().splitlines()))
+    assert [r["format_slips"] for r in read] == ["1", "0"]
+    assert [r["role"] for r in read] == ["C1", "S1"]
