@@ -5,7 +5,8 @@ as plain text (bare, or in a fenced json block) when the server's parser expects
 measured with Qwen2.5-Coder-0.5B under llama-server, most unparsed replies were exactly that. The
 role loop takes such a reply as the call it clearly is, so one formatting habit does not cost the
 whole role, but records it as a format slip so the scorecard still shows that the model missed the
-channel. Only an object naming one of the bound tools counts; anything else stays prose.
+channel. An object counts when it names a bound tool, or has both a name and arguments (a call to
+a tool that does not exist, answered as such); anything else stays prose.
 """
 
 from __future__ import annotations
@@ -42,7 +43,16 @@ def _objects(text: str) -> list[Any]:
 
 
 def _as_call(value: Any, tool_names: Collection[str]) -> dict[str, Any] | None:
-    if not isinstance(value, dict) or value.get("name") not in tool_names:
+    """A call from a JSON object: one naming a bound tool, or any ``{"name", "arguments"}`` object.
+
+    An object with a name and arguments is call-shaped even when the name is wrong (the 0.5B model
+    wrote ``{"name": "fedavg", ...}`` for S3's submit); taken as a call, the tool node answers it with
+    the valid tool names, which a "you answered in prose" nudge never told the model.
+    """
+    if not isinstance(value, dict) or not isinstance(value.get("name"), str):
+        return None
+    has_args = any(k in value for k in ARGUMENT_KEYS)
+    if value["name"] not in tool_names and not has_args:
         return None
     args = next((value[k] for k in ARGUMENT_KEYS if k in value), {})
     if isinstance(args, str):  # some models JSON-encode the arguments twice
@@ -56,7 +66,7 @@ def _as_call(value: Any, tool_names: Collection[str]) -> dict[str, Any] | None:
 
 
 def parse_text_call(content: Any, tool_names: Collection[str]) -> dict[str, Any] | None:
-    """The first tool call written as JSON text in ``content`` that names a bound tool, else None."""
+    """The first tool call written as JSON text in ``content`` (see ``_as_call``), else None."""
     if not isinstance(content, str) or "{" not in content:
         return None
     for value in _objects(content):

@@ -103,8 +103,15 @@ def test_a_call_written_as_json_text_is_taken_and_counted_as_a_format_slip(text)
     assert [u["tool_calls"] for u in state["usage"]] == [1, 1]
 
 
-@pytest.mark.parametrize("text", ['{"name": "rm_rf", "arguments": {}}', '{"folder": "raw/ham"}', "count {it}"])
-def test_json_text_that_names_no_bound_tool_stays_prose(text):
+def test_a_json_call_to_a_tool_that_does_not_exist_is_answered_with_the_valid_names():
+    state, _ = run(['{"name": "fedavg", "arguments": {"algorithm": "fedavg"}}', ("submit_SelectionReply", GOOD)])
+    msg = tool_messages(state)[0].content
+    assert "fedavg" in msg and "submit_SelectionReply" in msg
+    assert state["result"] == GOOD
+
+
+@pytest.mark.parametrize("text", ['{"name": "rm_rf"}', '{"folder": "raw/ham"}', "count {it}"])
+def test_json_text_that_is_not_call_shaped_stays_prose(text):
     state, _ = run([text])
     assert state["failure"] == "format_error"
     assert not tool_messages(state)
