@@ -25,7 +25,7 @@ class RoleOutcome(TypedDict):
     role: str
     site_id: str | None
     success: bool  # finished and submitted a valid message
-    failure: str | None  # category: step_limit, format_error, provider_error, tool_error, ...
+    failure: str | None  # category: step_limit, repeated_call, format_error, provider_error, ...
     reason: str
     steps: int
     tool_calls: int
