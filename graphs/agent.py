@@ -33,6 +33,12 @@ NUDGE = "You answered without calling a tool. Continue with a tool call; finish 
 STEP_LIMIT = "step limit of {n} model calls reached before {submit} was called"
 PROVIDER = "the model provider failed {n} times: {error}"
 REPEATED = "made the same call {call} {n} times in a row with the same result; it was not making progress"
+UNPARSABLE = ("Your last answer was a tool call the server could not parse ({error}). Call the tool again "
+              "with complete, valid JSON arguments and short text values; finish by calling {submit}.")
+#: What OpenAI-compatible servers say when the model's own output is not a valid tool call (llama-server
+#: answers 500 "Failed to parse tool call arguments as JSON", e.g. when a call is cut by max_tokens). It
+#: is the model's mistake, deterministic at temperature 0: told to the model, never retried as is.
+UNPARSABLE_MARKERS = ("failed to parse tool call",)
 MAX_NUDGES = 2
 #: The same call answered by the same result this many times in a row ends the role: a model that
 #: loops cannot recover within its budget (measured: Qwen2.5-Coder-0.5B repeated one C2 call until
@@ -134,6 +140,8 @@ def build_role_agent(model: BaseChatModel, tools: list[BaseTool], *, role: str, 
                 reply = bound.invoke(prompt)
                 break
             except Exception as exc:  # noqa: BLE001  any provider failure: retried, then recorded, never raised
+                if any(m in str(exc).lower() for m in UNPARSABLE_MARKERS):
+                    return _nudged(state, steps, UNPARSABLE.format(error=str(exc)[:200], submit=submit.name))
                 error = exc
                 log.warning("%s%s: model call failed (attempt %d): %s", role, f"@{site_id}" if site_id else "",
                             attempt + 1, exc)
@@ -147,13 +155,18 @@ def build_role_agent(model: BaseChatModel, tools: list[BaseTool], *, role: str, 
             reply, row = recovered, {**row, "tool_calls": 1, "format_slips": 1}
         update: dict[str, Any] = {"messages": [reply], "steps": steps, "usage": [row]}
         if not reply.tool_calls:
-            nudges = state.get("nudges", 0) + 1
-            if nudges > MAX_NUDGES:
-                update.update(failure="format_error", reason=f"answered in prose {nudges} times instead of calling "
-                              f"{submit.name}")
-            else:
-                update.update(nudges=nudges, messages=[reply, HumanMessage(NUDGE.format(submit=submit.name))])
+            update.update(_nudged(state, steps, NUDGE.format(submit=submit.name)))
+            update["messages"] = [reply, *update.get("messages", [])]
         return update
+
+    def _nudged(state: AgentState, steps: int, text: str) -> dict[str, Any]:
+        """Tell the model it made no usable call; after ``MAX_NUDGES`` times, a ``format_error``."""
+        nudges = state.get("nudges", 0) + 1
+        if nudges > MAX_NUDGES:
+            return {"steps": steps, "failure": "format_error",
+                    "reason": f"made no usable tool call {nudges} times (prose or unparsable calls) instead of "
+                              f"calling {submit.name}"}
+        return {"steps": steps, "nudges": nudges, "messages": [HumanMessage(text)]}
 
     def route_model(state: AgentState) -> Literal["tools", "agent", "__end__"]:
         if state.get("failure"):

@@ -145,3 +145,20 @@ def test_a_transient_provider_error_is_retried_transparently():
 def test_a_model_without_bind_tools_is_refused_when_the_agent_is_built():
     with pytest.raises(ValueError, match="cannot bind tools"):
         build_role_agent(object(), [], role="S1", system_prompt="x", output=SelectionReply)
+
+
+UNPARSABLE_500 = RuntimeError("Error code: 500 - Failed to parse tool call arguments as JSON: missing closing quote")
+
+
+def test_a_tool_call_the_server_cannot_parse_is_told_to_the_model_not_retried():
+    state, model = run([UNPARSABLE_500, ("submit_SelectionReply", GOOD)])
+    assert state["result"] == GOOD and not state.get("failure")
+    assert model.calls == 2  # no retry of the same prompt
+    told = [m.content for m in state["messages"] if isinstance(m, HumanMessage)][-1]
+    assert "could not parse" in told and "submit_SelectionReply" in told
+
+
+def test_unparsable_calls_every_time_end_as_a_format_error_not_a_provider_error():
+    state, model = run([UNPARSABLE_500])
+    assert state["failure"] == "format_error"
+    assert model.calls == agent_mod.MAX_NUDGES + 1
