@@ -24,7 +24,7 @@ from pydantic import BaseModel, create_model
 
 from graphs.state import AgentState
 from graphs.text_calls import with_text_call
-from graphs.usage import count_tokens, usage_row
+from graphs.usage import usage_row
 
 log = logging.getLogger(__name__)
 
@@ -121,8 +121,8 @@ def build_role_agent(model: BaseChatModel, tools: list[BaseTool], *, role: str, 
     if len(set(names)) != len(names):
         raise ValueError(f"{role}: duplicate tool names {names}")
     bound = model.bind_tools(all_tools)
-    tools_tokens = count_tokens("\n".join(  # the tool schemas a provider would also bill as input
-        t.name + (t.description or "") + json.dumps(t.tool_call_schema.model_json_schema()) for t in all_tools))
+    tools_text = "\n".join(  # the tool schemas a provider would also bill as input
+        t.name + (t.description or "") + json.dumps(t.tool_call_schema.model_json_schema()) for t in all_tools)
     system = SystemMessage(system_prompt)
 
     def call_model(state: AgentState) -> dict:
@@ -149,7 +149,7 @@ def build_role_agent(model: BaseChatModel, tools: list[BaseTool], *, role: str, 
         else:
             return {"steps": steps, "failure": "provider_error",
                     "reason": PROVIDER.format(n=RETRIES, error=f"{type(error).__name__}: {error}"[:300])}
-        row = usage_row(role, site_id, prompt, reply, time.perf_counter() - start, tools_tokens)
+        row = usage_row(role, site_id, prompt, reply, time.perf_counter() - start, tools_text)
         recovered = with_text_call(reply, names)
         if recovered is not None:  # a call written as text: taken, and counted as a format slip
             reply, row = recovered, {**row, "tool_calls": 1, "format_slips": 1}

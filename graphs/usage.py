@@ -42,14 +42,18 @@ def _text(messages: Sequence[BaseMessage]) -> str:
 
 
 def usage_row(role: str, site_id: str | None, prompt: Sequence[BaseMessage], reply: AIMessage,
-              seconds: float, tools_tokens: int = 0) -> UsageRow:
-    """One row for one model call: the provider's token counts, else our tokenizer's count."""
+              seconds: float, tools_text: str = "") -> UsageRow:
+    """One row for one model call: the provider's token counts, else our tokenizer's count.
+
+    ``tools_text`` (the bound tools' schemas, which a provider also bills as input) is counted only
+    when the provider reported nothing, so a provider that does report never loads the tokenizer.
+    """
     meta = reply.usage_metadata or {}
     measured = bool(meta.get("input_tokens") or meta.get("output_tokens"))
     if measured:
         inp, out = int(meta.get("input_tokens", 0)), int(meta.get("output_tokens", 0))
     else:
-        inp = count_tokens(_text(prompt)) + tools_tokens
+        inp = count_tokens(_text(prompt)) + count_tokens(tools_text)
         out = count_tokens(_text([reply]))
     return UsageRow(role=role, site_id=site_id, input_tokens=inp, output_tokens=out, seconds=round(seconds, 4),
                     tool_calls=len(reply.tool_calls or []), estimated=not measured)

@@ -17,9 +17,11 @@ def test_count_tokens_is_a_real_bpe_count_offline():
 def test_a_reply_without_provider_usage_is_counted_and_marked():
     prompt = [SystemMessage("You are the C1 dataset selector."), HumanMessage('{"site_id": "site_01"}')]
     reply = AIMessage("", tool_calls=[{"name": "read_data_cards", "args": {}, "id": "1"}])
-    row = usage_row("C1", "site_01", prompt, reply, 0.5, tools_tokens=100)
+    tools = 'read_data_cardsRead the cards.{"properties": {}, "type": "object"}'
+    row = usage_row("C1", "site_01", prompt, reply, 0.5, tools_text=tools)
     assert row["estimated"] is True and row["tool_calls"] == 1
-    assert row["input_tokens"] == count_tokens("You are the C1 dataset selector.\n{\"site_id\": \"site_01\"}") + 100
+    assert row["input_tokens"] == (count_tokens("You are the C1 dataset selector.\n{\"site_id\": \"site_01\"}")
+                                   + count_tokens(tools))
     assert row["output_tokens"] == count_tokens("\nread_data_cards{}")
 
 
