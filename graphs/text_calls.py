@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from collections.abc import Collection
+from collections.abc import Collection, Iterator
 from typing import Any
 
 from langchain_core.messages import AIMessage
@@ -24,22 +24,19 @@ ARGUMENT_KEYS = ("arguments", "args", "parameters")
 _FENCE = re.compile(r"```(?:json)?\s*(.*?)```", re.DOTALL)
 
 
-def _objects(text: str) -> list[Any]:
-    """JSON values found in ``text``: fenced blocks first, then every decodable ``{`` onwards."""
-    found: list[Any] = []
+def _objects(text: str) -> Iterator[Any]:
+    """JSON values found in ``text``, lazily: fenced blocks first, then every decodable ``{`` onwards."""
     for block in _FENCE.findall(text):
         try:
-            found.append(json.loads(block))
+            yield json.loads(block)
         except ValueError:
             pass
     decoder = json.JSONDecoder()
     for match in re.finditer(r"\{", text):
         try:
-            value, _ = decoder.raw_decode(text, match.start())
+            yield decoder.raw_decode(text, match.start())[0]
         except ValueError:
             continue
-        found.append(value)
-    return found
 
 
 def _as_call(value: Any, tool_names: Collection[str]) -> dict[str, Any] | None:
