@@ -104,7 +104,7 @@ def _rename_labels(card: DatasetCard, variants: dict[str, tuple[str, ...]], rng:
 def _label_counts(labels: list[str], total: int, rng: np.random.Generator, concept_of) -> dict[str, int]:
     """Dirichlet label proportions; some labels vanish (label skew) but >= 2 concepts stay present."""
     props = rng.dirichlet([DIRICHLET_ALPHA] * len(labels))
-    counts = {lab: round(p * total) for lab, p in zip(labels, props)}
+    counts = {lab: int(round(p * total)) for lab, p in zip(labels, props)}  # noqa: RUF046  numpy<2 scalars
     present = [lab for lab in labels if counts[lab] >= MIN_PER_LABEL]
     concepts = {concept_of(lab) for lab in present} - {None}
     if len(concepts) < 2:  # keep the two largest concept-bearing labels so the set stays usable

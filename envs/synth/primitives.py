@@ -34,7 +34,7 @@ def smooth_noise(rng: np.random.Generator, size: int, cells: int, aniso: float =
         aniso: ratio of horizontal to vertical cell count (>1 stretches features vertically).
     """
     ch = max(2, int(cells))
-    cw = max(2, round(cells * aniso))
+    cw = max(2, int(round(cells * aniso)))  # noqa: RUF046  numpy<2 scalars
     coarse = rng.standard_normal((ch, cw)).astype(np.float32)
     img = Image.fromarray(coarse, mode="F").resize((size, size), Image.Resampling.BICUBIC)
     return np.asarray(img, dtype=np.float32)
@@ -132,7 +132,7 @@ class Canvas:
 
     def line(self, pts: list[tuple[float, float]], width: float, value: int = 255) -> None:
         """Polyline from [-1, 1] points; width in [-1, 1] units (at least one pixel)."""
-        w = max(1, round(width * self.size * self.ss * 0.5))
+        w = max(1, int(round(width * self.size * self.ss * 0.5)))  # noqa: RUF046  numpy<2
         self.draw.line([self.p(x, y) for x, y in pts], fill=value, width=w, joint="curve")
 
     def mask(self, blur_px: float = 0.0) -> Array:

@@ -148,7 +148,6 @@ class XrayRenderer(BaseRenderer):
 
     def render_other_anatomy(self, rng: np.random.Generator, size: int):
         """A hand or knee radiograph (same modality, wrong body part), posed differently each time."""
-        _yy, _xx = grid(size)
         soft, bone = Canvas(size, 2), Canvas(size, 2)
         dx, dy, k = rng.normal(0, 0.06), rng.normal(0, 0.06), rng.uniform(0.85, 1.1)
         if rng.random() < 0.5:  # hand: palm and five rays with phalanges
