@@ -128,3 +128,24 @@ def test_bad_mode_is_answered(tmp_path):
     (site / "raw").mkdir(parents=True)
     msg = _tools(site)["find_duplicates"].invoke({"folder": "work", "mode": "delete"})
     assert isinstance(msg, str) and "invalid arguments" in msg
+
+
+def test_label_error_detection_never_forks_worker_processes(monkeypatch):
+    """Clients are cleaned in the graph's worker threads; a fork from a thread can inherit a held lock
+    and hang forever (it hung CI), so confident learning must run in-process."""
+    import multiprocessing
+
+    import numpy as np
+    from PIL import Image
+
+    from tools.cleaning_detect import label_issue_indices
+
+    def refuse(*_a, **_k):
+        raise AssertionError("a multiprocessing pool was started")
+
+    monkeypatch.setattr(multiprocessing, "Pool", refuse)
+    rng = np.random.default_rng(0)
+    images = [Image.fromarray((rng.random((16, 16)) * (80 if i % 2 else 255)).astype("uint8")) for i in range(40)]
+    labels = ["dark" if i % 2 else "bright" for i in range(40)]
+    flagged, skipped = label_issue_indices(images, labels)
+    assert skipped == [] and all(0 <= i < 40 for i in flagged)

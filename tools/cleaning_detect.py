@@ -193,7 +193,9 @@ def label_issue_indices(images: list[Image.Image], labels: list[str], folds: int
     y = np.array([usable.index(labels[i]) for i in idx])
     feats = feature_matrix([images[i] for i in idx])
     probs = out_of_fold_probs(feats, y, folds, seed)
+    # n_jobs=1: cleanlab otherwise forks a multiprocessing pool, and a fork from one of the graph's
+    # worker threads (clients run in parallel) can inherit a held lock and hang forever (seen in CI).
     order = find_label_issues(y, probs, filter_by="prune_by_noise_rate",
-                              return_indices_ranked_by="self_confidence")
+                              return_indices_ranked_by="self_confidence", n_jobs=1)
     self_conf = probs[np.arange(len(y)), y]
     return [int(idx[i]) for i in order if self_conf[i] < max_confidence], skipped
