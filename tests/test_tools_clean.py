@@ -149,3 +149,27 @@ def test_label_error_detection_never_forks_worker_processes(monkeypatch):
     labels = ["dark" if i % 2 else "bright" for i in range(40)]
     flagged, skipped = label_issue_indices(images, labels)
     assert skipped == [] and all(0 <= i < 40 for i in flagged)
+
+
+def test_label_error_detection_gives_the_same_answer_when_sites_are_cleaned_in_parallel_threads():
+    """Sites' C2 agents run in parallel threads; confident learning keeps per-call arrays in module
+    globals, so unguarded parallel calls mixed up each other's classes."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import numpy as np
+    from PIL import Image
+
+    from tools.cleaning_detect import label_issue_indices
+
+    def dataset(seed: int, n: int, k: int):
+        rng = np.random.default_rng(seed)
+        labels = [f"c{i % k}" for i in range(n)]
+        images = [Image.fromarray((rng.random((16, 16)) * (60 + 190 * (i % k) / k)).astype("uint8"))
+                  for i in range(n)]
+        return images, labels
+
+    sets = [dataset(s, n, k) for s, n, k in [(0, 60, 2), (1, 90, 3), (2, 45, 3), (3, 80, 4)]]
+    expected = [label_issue_indices(*d) for d in sets]
+    with ThreadPoolExecutor(8) as pool:
+        got = list(pool.map(lambda d: label_issue_indices(*d), sets * 4))
+    assert got == expected * 4

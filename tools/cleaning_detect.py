@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections import Counter
 
 import numpy as np
@@ -166,6 +167,8 @@ def out_of_fold_probs(features: np.ndarray, labels: np.ndarray, folds: int, seed
     return probs
 
 
+_CLEANLAB_LOCK = threading.Lock()
+
 #: Out-of-fold probability of the given label below which a confident-learning issue is reported.
 LABEL_MAX_CONFIDENCE = 0.05
 
@@ -195,7 +198,10 @@ def label_issue_indices(images: list[Image.Image], labels: list[str], folds: int
     probs = out_of_fold_probs(feats, y, folds, seed)
     # n_jobs=1: cleanlab otherwise forks a multiprocessing pool, and a fork from one of the graph's
     # worker threads (clients run in parallel) can inherit a held lock and hang forever (seen in CI).
-    order = find_label_issues(y, probs, filter_by="prune_by_noise_rate",
-                              return_indices_ranked_by="self_confidence", n_jobs=1)
+    # The lock: find_label_issues passes its per-class arrays through module globals, so two sites
+    # cleaned at once in parallel threads overwrite each other's (seen: a NumPy shape error).
+    with _CLEANLAB_LOCK:
+        order = find_label_issues(y, probs, filter_by="prune_by_noise_rate",
+                                  return_indices_ranked_by="self_confidence", n_jobs=1)
     self_conf = probs[np.arange(len(y)), y]
     return [int(idx[i]) for i in order if self_conf[i] < max_confidence], skipped
