@@ -34,8 +34,9 @@ _FUNDUS = ("FedAvg 0.56 while pooled reaches 0.77 and local-only 0.80; IID 0.78 
            "per-site scanner styles (feature skew) break FedAvg; per-image normalisation (0.52-0.57), "
            "GroupNorm (0.50) and FedBN (0.50 global) did not help")
 _MRI = ("FedAvg 0.15-0.27 (SGD or Adam, lr 3e-4..1e-3, 1 or 3 local epochs, class-balanced loss, per-image "
-        "normalisation), IID 0.68, no styles 0.25, pooled 0.66: sites hold 1-2 dominant tumour types "
-        "(pathological label skew); the global model collapses to predicting the largest class")
+        "normalisation; 30 rounds of 1 SGD epoch 0.14-0.26; 128 px or scale 2: 0.14-0.15), IID 0.68, no styles "
+        "0.25, pooled 0.66: sites hold 1-2 dominant tumour types (pathological label skew); the global model "
+        "collapses to predicting the largest class, while SCAFFOLD, built for client drift, reaches 0.38 in 5 rounds")
 
 #: modality -> (task, xfail reason or None)
 CASES: dict[str, tuple[str, str | None]] = {
