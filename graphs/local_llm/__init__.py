@@ -15,8 +15,10 @@ __all__ = ["DEFAULT_MODEL", "MODELS", "LocalModel", "chat_model", "get_model", "
 
 #: Bounds one answer so a looping small model cannot stall a run. Measured on the smoke suite: the
 #: 0.5B model's tool calls take 100-250 tokens, and a reply it fails to format as a call can run on as
-#: newlines to the cap (1,536 tokens cost ~2 minutes at 14 tokens/s on 2 cores).
-MAX_TOKENS = 512
+#: newlines to the cap (1,536 tokens cost ~2 minutes at 14 tokens/s on 2 cores). 1024, not 512: the
+#: 1.5B model's S2 approvals of 8 sites took 618 tokens, and at 512 they were cut (then unparsable)
+#: in both guidance styles, so the run ended at S2 for a reason no model could avoid.
+MAX_TOKENS = 1024
 
 
 def parse_spec(spec: str) -> LocalModel:
