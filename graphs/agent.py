@@ -33,6 +33,7 @@ NUDGE = "You answered without calling a tool. Continue with a tool call; finish 
 STEP_LIMIT = "step limit of {n} model calls reached before {submit} was called"
 PROVIDER = "the model provider failed {n} times: {error}"
 REPEATED = "made the same call {call} {n} times in a row with the same result; it was not making progress"
+CYCLED = "went through the same calls {call} {n} times in a row with the same results; it was not making progress"
 UNPARSABLE = ("Your last answer was a tool call the server could not parse ({error}). Call the tool again "
               "with complete, valid JSON arguments and short text values; finish by calling {submit}.")
 #: What OpenAI-compatible servers say when the model's own output is not a valid tool call (llama-server
@@ -74,11 +75,14 @@ def _validation_message(exc: Exception) -> str:
     return f"Your submission is invalid: {exc}. Fix the listed fields and call the submit tool again."[:1500]
 
 
-def repeated_call(messages: list[Any], times: int) -> str | None:
-    """``name(args)`` when the last ``times`` model turns made that one call and got the same answer.
+def repeated_call(messages: list[Any], times: int, longest_cycle: int = 2) -> str | None:
+    """``name(args)`` (or ``a(...) then b(...)``) when the last model turns repeated one call, or one
+    short cycle of calls, ``times`` times over, each call getting the same answer every time.
 
     A long-polling status tool answers differently once a round ends, and a fixed mistake gets a
-    different answer, so only a true loop matches.
+    different answer, so only a true loop matches. Cycles of two count too: the 1.5B model
+    alternated ``read_data_cards`` and ``list_labels`` on a raw folder, with the same refusal each
+    time, until its step budget ran out.
     """
     turns: list[tuple[str, str]] = []
     answers: dict[str, str] = {}
@@ -90,12 +94,15 @@ def repeated_call(messages: list[Any], times: int) -> str | None:
                 break
             call = m.tool_calls[0]
             turns.append((f"{call['name']}({json.dumps(call['args'], sort_keys=True)})", answers[call["id"]]))
-            if len(turns) == times:
+            if len(turns) == times * longest_cycle:
                 break
         elif not isinstance(m, HumanMessage):
             break
-    if len(turns) == times and len(set(turns)) == 1:
-        return turns[0][0][:200]
+    for period in range(1, longest_cycle + 1):
+        recent = turns[:period * times]
+        if len(recent) == period * times and len(set(recent)) == period and \
+                all(recent[i] == recent[i + period] for i in range(len(recent) - period)):
+            return " then ".join(call for call, _ in reversed(recent[:period]))[:300]
     return None
 
 
@@ -131,7 +138,8 @@ def build_role_agent(model: BaseChatModel, tools: list[BaseTool], *, role: str, 
             return {"failure": "step_limit", "reason": STEP_LIMIT.format(n=max_steps, submit=submit.name)}
         looping = repeated_call(state["messages"], MAX_REPEATS)
         if looping:
-            return {"failure": "repeated_call", "reason": REPEATED.format(call=looping, n=MAX_REPEATS)}
+            text = CYCLED if " then " in looping else REPEATED
+            return {"failure": "repeated_call", "reason": text.format(call=looping, n=MAX_REPEATS)}
         prompt = [system, *state["messages"]]
         error: Exception | None = None
         for attempt in range(RETRIES):

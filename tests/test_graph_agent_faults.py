@@ -162,3 +162,16 @@ def test_unparsable_calls_every_time_end_as_a_format_error_not_a_provider_error(
     state, model = run([UNPARSABLE_500])
     assert state["failure"] == "format_error"
     assert model.calls == agent_mod.MAX_NUDGES + 1
+
+
+def test_two_calls_alternating_with_the_same_answers_end_the_role_early():
+    a, b = ("count_images", {"folder": "raw/a"}), ("count_images", {"folder": "raw/b"})
+    state, model = run([a, b] * 10, max_steps=40)
+    assert state["failure"] == "repeated_call" and "raw/a" in state["reason"] and "raw/b" in state["reason"]
+    assert model.calls == 2 * agent_mod.MAX_REPEATS
+
+
+def test_alternating_calls_that_make_progress_are_not_a_loop():
+    calls = [("count_images", {"folder": f"raw/{k}"}) for k in ("a", "b", "a", "c", "a", "b", "c")]
+    state, _ = run([*calls, ("submit_SelectionReply", GOOD)], max_steps=20)
+    assert state["result"] == GOOD and not state.get("failure")
