@@ -21,21 +21,13 @@ from PIL import Image
 from pydantic import BaseModel, Field
 
 from tools.imageio import is_image_name
-from tools.privacy import DATA_CLOSE, DATA_NOTE, DATA_OPEN, as_data
+from tools.privacy import DATA_NOTE, as_data, unquote
 from tools.sandbox import SandboxError, Workspace
 
 HARMONIZED = "harmonized"
 MAPS_FILE = "label_maps.json"
 STATS_MAX_IMAGES = 2000
 DROP_WORDS = ("", "drop", "none", "null")
-
-
-def _unquote(name: str) -> str:
-    """A label name as the model may echo it back: '<data>covid</data>' -> 'covid'."""
-    name = name.strip()
-    if name.startswith(DATA_OPEN) and name.endswith(DATA_CLOSE):
-        name = name[len(DATA_OPEN):-len(DATA_CLOSE)]
-    return name
 
 
 def _label_folder(ws: Workspace, folder: str) -> Path:
@@ -72,7 +64,7 @@ def _check_map(labels: dict[str, list[Path]], mapping: dict[str, str | None],
         raise ToolException("target_classes must list the task's classes once each, e.g. ['benign', 'malignant']")
     clean: dict[str, str | None] = {}
     for key, value in mapping.items():
-        name = _unquote(key)
+        name = unquote(key)
         if name in clean:
             raise ToolException(f"label {as_data(name, 80)} is given twice in the mapping (as different spellings); "
                                 "give each local label once")

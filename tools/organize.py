@@ -16,11 +16,11 @@ from typing import Any, Literal
 
 from langchain_core.tools import ToolException
 from PIL import Image
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from tools.imageio import UnreadableImage, is_image_name, read_image
 from tools.layout_readers import Inventory, layout_name, read_labels, stem_of
-from tools.privacy import DATA_NOTE, as_data, bounded
+from tools.privacy import DATA_NOTE, as_data, bounded, unquote
 from tools.sandbox import SandboxError, Workspace
 
 ORGANIZED = "organized"
@@ -181,11 +181,21 @@ def resize_images(ws: Workspace, folder: str, size: int, channels: Literal["L", 
 class FolderArgs(BaseModel):
     folder: str = Field(description="dataset folder relative to the site, as the data card names it: 'raw/<dataset>'")
 
+    @field_validator("folder")
+    @classmethod
+    def _unquote_folder(cls, value: str) -> str:
+        return unquote(value)
+
 
 class OrganizeArgs(FolderArgs):
     label_column: str | None = Field(None, description="label column of the CSV/JSON label file; leave empty to "
                                                        "auto-detect (give it only if detection fails)")
     file_column: str | None = Field(None, description="column naming the image files; leave empty to auto-detect")
+
+    @field_validator("label_column", "file_column")
+    @classmethod
+    def _unquote_column(cls, value: str | None) -> str | None:
+        return unquote(value) if value is not None else None
 
 
 class ResizeArgs(BaseModel):

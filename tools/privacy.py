@@ -41,6 +41,18 @@ def as_data(text: object, limit: int = MAX_TEXT) -> str:
     return f"{DATA_OPEN}{s}{DATA_CLOSE}"
 
 
+def unquote(text: str) -> str:
+    """Text as the model may echo it back from a tool's output: '<data>finding</data>' -> 'finding'.
+
+    Models copy what they read, markers included (Qwen2.5-Coder-1.5B passed file_column
+    '<data>path</data>' three times in a row on 5 of 8 sites), and the marks are ours, never the data's.
+    """
+    text = text.strip()
+    if text.startswith(DATA_OPEN) and text.endswith(DATA_CLOSE):
+        text = text[len(DATA_OPEN):-len(DATA_CLOSE)].strip()
+    return text
+
+
 def bounded(items: Sequence[Any], limit: int = MAX_ITEMS) -> dict[str, Any]:
     """A long list as its count and the first few items."""
     return {"count": len(items), "examples": list(items[:limit])} if len(items) > limit else {
