@@ -44,6 +44,7 @@ def _escape_forms(site: Path, other: Path) -> list[str]:
         "work/link_other_site", "work/link_etc", "work/link_other_site/ds",
         "ｒａｗ/ds", "raw／ds", "raw/dś", "r" * 300, "raw/" + "d/" * 600, "raw/ds\x00/../../etc",
         "..\\..\\etc", "raw\\ds", "", "   ",
+        "<data>..</data>", "<data>/etc</data>", "<data>raw/../../site_b/raw</data>", "<data>work/link_etc</data>",
     ]
 
 

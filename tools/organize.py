@@ -181,11 +181,6 @@ def resize_images(ws: Workspace, folder: str, size: int, channels: Literal["L", 
 class FolderArgs(BaseModel):
     folder: str = Field(description="dataset folder relative to the site, as the data card names it: 'raw/<dataset>'")
 
-    @field_validator("folder")
-    @classmethod
-    def _unquote_folder(cls, value: str) -> str:
-        return unquote(value)
-
 
 class OrganizeArgs(FolderArgs):
     label_column: str | None = Field(None, description="label column of the CSV/JSON label file; leave empty to "

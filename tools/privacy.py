@@ -45,7 +45,9 @@ def unquote(text: str) -> str:
     """Text as the model may echo it back from a tool's output: '<data>finding</data>' -> 'finding'.
 
     Models copy what they read, markers included (Qwen2.5-Coder-1.5B passed file_column
-    '<data>path</data>' three times in a row on 5 of 8 sites), and the marks are ours, never the data's.
+    '<data>path</data>' three times in a row on 5 of 8 sites), and the marks are ours, never the data's
+    (:func:`as_data` strips them from data). Folder arguments are unquoted in ``Workspace.resolve``,
+    before every sandbox check.
     """
     text = text.strip()
     if text.startswith(DATA_OPEN) and text.endswith(DATA_CLOSE):

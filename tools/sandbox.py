@@ -15,6 +15,8 @@ from pathlib import Path
 
 from langchain_core.tools import ToolException
 
+from tools.privacy import DATA_OPEN, unquote
+
 RAW, WORK, CARDS = "raw", "work", "data_cards.yaml"
 MAX_PATH_CHARS, MAX_NAME_CHARS = 1024, 255
 
@@ -59,6 +61,8 @@ class Workspace:
             must_exist: refuse paths that do not exist.
         """
         _check_text(text)
+        if DATA_OPEN in text:  # a folder name copied from a tool's output with its <data> quotes
+            text = unquote(text)
         candidate = Path(text)
         if candidate.is_absolute():
             try:
