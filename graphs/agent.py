@@ -75,9 +75,9 @@ def _validation_message(exc: Exception) -> str:
     return f"Your submission is invalid: {exc}. Fix the listed fields and call the submit tool again."[:1500]
 
 
-def repeated_call(messages: list[Any], times: int, longest_cycle: int = 2) -> str | None:
-    """``name(args)`` (or ``a(...) then b(...)``) when the last model turns repeated one call, or one
-    short cycle of calls, ``times`` times over, each call getting the same answer every time.
+def repeated_call(messages: list[Any], times: int, longest_cycle: int = 2) -> list[str] | None:
+    """The calls (``name(args)``, in order) of the loop the last model turns are in: one call, or one
+    short cycle of calls, repeated ``times`` times over, each getting the same answer every time.
 
     A long-polling status tool answers differently once a round ends, and a fixed mistake gets a
     different answer, so only a true loop matches. Cycles of two count too: the 1.5B model
@@ -102,7 +102,7 @@ def repeated_call(messages: list[Any], times: int, longest_cycle: int = 2) -> st
         recent = turns[:period * times]
         if len(recent) == period * times and len(set(recent)) == period and \
                 all(recent[i] == recent[i + period] for i in range(len(recent) - period)):
-            return " then ".join(call for call, _ in reversed(recent[:period]))[:300]
+            return [call[:200] for call, _ in reversed(recent[:period])]
     return None
 
 
@@ -138,8 +138,8 @@ def build_role_agent(model: BaseChatModel, tools: list[BaseTool], *, role: str, 
             return {"failure": "step_limit", "reason": STEP_LIMIT.format(n=max_steps, submit=submit.name)}
         looping = repeated_call(state["messages"], MAX_REPEATS)
         if looping:
-            text = CYCLED if " then " in looping else REPEATED
-            return {"failure": "repeated_call", "reason": text.format(call=looping, n=MAX_REPEATS)}
+            text = REPEATED if len(looping) == 1 else CYCLED
+            return {"failure": "repeated_call", "reason": text.format(call=" then ".join(looping), n=MAX_REPEATS)}
         prompt = [system, *state["messages"]]
         error: Exception | None = None
         for attempt in range(RETRIES):
