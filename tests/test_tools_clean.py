@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import multiprocessing
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from tools.clean import make_cleaning_tools
+from tools.cleaning_detect import label_issue_indices
 from tools.sandbox import Workspace
 
 torch.set_num_threads(1)
@@ -133,13 +138,6 @@ def test_bad_mode_is_answered(tmp_path):
 def test_label_error_detection_never_forks_worker_processes(monkeypatch):
     """Clients are cleaned in the graph's worker threads; a fork from a thread can inherit a held lock
     and hang forever (it hung CI), so confident learning must run in-process."""
-    import multiprocessing
-
-    import numpy as np
-    from PIL import Image
-
-    from tools.cleaning_detect import label_issue_indices
-
     def refuse(*_a, **_k):
         raise AssertionError("a multiprocessing pool was started")
 
@@ -154,13 +152,6 @@ def test_label_error_detection_never_forks_worker_processes(monkeypatch):
 def test_label_error_detection_gives_the_same_answer_when_sites_are_cleaned_in_parallel_threads():
     """Sites' C2 agents run in parallel threads; confident learning keeps per-call arrays in module
     globals, so unguarded parallel calls mixed up each other's classes."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    import numpy as np
-    from PIL import Image
-
-    from tools.cleaning_detect import label_issue_indices
-
     def dataset(seed: int, n: int, k: int):
         rng = np.random.default_rng(seed)
         labels = [f"c{i % k}" for i in range(n)]
