@@ -7,6 +7,7 @@ FL should beat the best local site and approach pooled training.
 
 from __future__ import annotations
 
+import copy
 import logging
 from typing import Any
 
@@ -19,7 +20,7 @@ from fl_core.config import RunConfig
 from fl_core.data import ClientData, FederatedData, pooled
 from fl_core.metrics import classification_metrics, mean_metrics
 from fl_core.models import clone_state, create_model, model_info
-from fl_core.training import PhaseStats, derive_seed, evaluate, run_phase
+from fl_core.training import PhaseStats, calibrate_batchnorm, derive_seed, evaluate, run_phase
 
 __all__ = ["run_baselines", "train_centralised"]
 
@@ -46,6 +47,14 @@ def train_centralised(cfg: RunConfig, data: FederatedData, client: ClientData, s
     return model, stats
 
 
+def _evaluate_calibrated(model: torch.nn.Module, client: ClientData, device: torch.device) -> tuple[
+        dict[str, float], np.ndarray]:
+    """The pooled model on one client's test split, with BatchNorm statistics from its train split."""
+    own = copy.deepcopy(model)
+    calibrate_batchnorm(own, client.train.to(device))
+    return evaluate(own, client.test.to(device))
+
+
 def run_baselines(cfg: RunConfig, data: FederatedData) -> dict[str, Any]:
     """Local-only (each client alone) and pooled training; test metrics on each client's split.
 
@@ -70,10 +79,17 @@ def run_baselines(cfg: RunConfig, data: FederatedData) -> dict[str, Any]:
         "overall": classification_metrics(np.concatenate(ys), np.concatenate(logits)),
     }
     model, stats = train_centralised(cfg, data, pooled(data), 20_000)
-    pooled_clients = [evaluate(model, c.test.to(device))[0] for c in data.clients]
+    if cfg.bn_calibration == "local":  # each site re-estimates BatchNorm statistics, as for the FL model
+        per_client = [_evaluate_calibrated(model, c, device) for c in data.clients]
+        pooled_clients = [m for m, _ in per_client]
+        ys = [c.test.y.numpy() for c in data.clients]
+        overall = classification_metrics(np.concatenate(ys), np.concatenate([lg for _, lg in per_client]))
+    else:
+        pooled_clients = [evaluate(model, c.test.to(device))[0] for c in data.clients]
+        overall = evaluate(model, pooled(data).test.to(device))[0]
     pooled_res = {
         "clients": pooled_clients, "client_mean": mean_metrics(pooled_clients),
-        "overall": evaluate(model, pooled(data).test.to(device))[0],
+        "overall": overall,
         "images_per_second": stats.images / stats.seconds if stats.seconds else float("nan"),
     }
     log.info("baselines: local mean bal-acc %.3f, pooled bal-acc %.3f",

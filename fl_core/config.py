@@ -37,6 +37,10 @@ class RunConfig:
         early_stopping_patience: stop after this many rounds without a better validation metric;
             0 disables early stopping.
         early_stopping_metric: one of :data:`METRICS` (``loss`` is minimised, the others maximised).
+        bn_calibration: ``"none"`` evaluates the global model with its own BatchNorm statistics (the
+            clients' average under FedAvg); ``"local"`` lets each client re-estimate them on its own
+            training images before it evaluates the global model (AdaBN), as a hospital receiving the
+            model would. Training and the shared weights are the same either way.
         num_threads: torch CPU threads.
         device: ``"cpu"`` or ``"cuda"``.
         out_dir: reports and checkpoints go here; an existing checkpoint there is resumed.
@@ -64,6 +68,7 @@ class RunConfig:
     test_fraction: float = 0.2
     early_stopping_patience: int = 0
     early_stopping_metric: str = "balanced_accuracy"
+    bn_calibration: Literal["none", "local"] = "none"
     num_threads: int = 1
     device: str = "cpu"
     out_dir: str = "runs/train"
@@ -108,6 +113,8 @@ class RunConfig:
                      "in [0, 1), test > 0, and sum to less than 1 so that some data is left for training")
         if self.early_stopping_patience < 0:
             e.append("early_stopping_patience must be >= 0 (0 disables early stopping)")
+        if self.bn_calibration not in ("none", "local"):
+            e.append(f"bn_calibration must be 'none' or 'local', got {self.bn_calibration!r}")
         if self.early_stopping_metric not in METRICS:
             e.append(f"early_stopping_metric must be one of {METRICS}, got {self.early_stopping_metric!r}")
         if self.device not in ("cpu", "cuda") and not self.device.startswith("cuda:"):

@@ -30,7 +30,7 @@ from fl_core.data import FederatedData, Split, load_federation
 from fl_core.metrics import classification_metrics, mean_metrics
 from fl_core.models import ModelInfo, clone_state, create_model, load_state, model_info
 from fl_core.result import RunResult
-from fl_core.training import PhaseStats, derive_seed, evaluate, run_phase
+from fl_core.training import PhaseStats, calibrate_batchnorm, derive_seed, evaluate, run_phase
 
 __all__ = ["CRASH_ENV", "Engine", "sample_clients"]
 
@@ -120,10 +120,12 @@ class Engine:
         return ClientUpdate(cid, shared, len(train), upload, stats.mean_loss), stats
 
     # ------------------------------------------------------------------ evaluation
-    def _eval_states(self, states: list[StateDict], split_index: int) -> dict[str, Any]:
+    def _eval_states(self, states: list[StateDict], split_index: int, calibrate: bool = False) -> dict[str, Any]:
         per_client, ys, logits = [], [], []
         for cid, state in enumerate(states):
             load_state(self.eval_model, state)
+            if calibrate:
+                calibrate_batchnorm(self.eval_model, self.splits[cid][0])
             split: Split = self.splits[cid][split_index]
             m, lg = evaluate(self.eval_model, split)
             per_client.append(m)
@@ -136,7 +138,8 @@ class Engine:
         """Global and personalised models on every client's val and test split."""
         n = len(self.data.clients)
         glob = [self.global_state] * n
-        out: dict[str, Any] = {"global": {"test": self._eval_states(glob, 2), "val": self._eval_states(glob, 1)}}
+        cal = self.cfg.bn_calibration == "local"
+        out: dict[str, Any] = {"global": {"test": self._eval_states(glob, 2, cal), "val": self._eval_states(glob, 1, cal)}}
         if self._has_personal():
             pers = [self.algo.personalised_state(self.global_state, self.client_states[i],
                                                  self.local_states.get(i, {})) for i in range(n)]

@@ -20,7 +20,7 @@ from fl_core.data import Split, normalise
 from fl_core.metrics import classification_metrics
 from fl_core.models import features
 
-__all__ = ["PhaseStats", "derive_seed", "evaluate", "make_optimizer", "predict", "run_phase"]
+__all__ = ["PhaseStats", "calibrate_batchnorm", "derive_seed", "evaluate", "make_optimizer", "predict", "run_phase"]
 
 _EVAL_BATCH = 256
 
@@ -110,6 +110,40 @@ def predict(model: nn.Module, split: Split) -> Tensor:
     model.eval()
     out = [model(normalise(split.x[i:i + _EVAL_BATCH])).float().cpu() for i in range(0, len(split), _EVAL_BATCH)]
     return torch.cat(out) if out else torch.empty(0, model.get_classifier().out_features)
+
+
+@torch.no_grad()
+def calibrate_batchnorm(model: nn.Module, split: Split) -> bool:
+    """Re-estimate every BatchNorm's running statistics on ``split`` (AdaBN; Li et al., 2018).
+
+    Why: FedAvg averages the clients' BatchNorm statistics, and under per-site scanner styles the
+    mean of the sites' statistics describes none of them. The global model then shifts every site's
+    activations and predicts one class for all its images, although its weights are good (fundus,
+    scale 1, FedAvg: balanced accuracy 0.56 with the averaged statistics, 0.81 with each site's own).
+    A hospital that receives the model can re-estimate the statistics on its own training images
+    without labels and without sending anything back. Trained weights are left untouched.
+
+    Returns:
+        whether anything was re-estimated (False for a model without BatchNorm or fewer than two images).
+    """
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if not norms or len(split) < 2:
+        return False
+    momenta = [m.momentum for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # a cumulative average over the batches below
+    model.train()
+    try:
+        for i in range(0, len(split), _EVAL_BATCH):
+            batch = split.x[i:i + _EVAL_BATCH]
+            if len(batch) > 1:  # BatchNorm1d heads cannot normalise a single example
+                model(normalise(batch))
+    finally:
+        for m, momentum in zip(norms, momenta):
+            m.momentum = momentum
+        model.eval()
+    return True
 
 
 def evaluate(model: nn.Module, split: Split) -> tuple[dict[str, float], np.ndarray]:

@@ -23,46 +23,49 @@ from fl_core.presets import small_sites
 SCALE = 0.5
 #: Modalities whose qualifying sites are too few at ``SCALE`` (x-ray TB: 3 sites, 120 images;
 #: ultrasound benign/malignant: 0.50 at 0.5, 0.70 at 1.0).
-SCALE_FOR = {"xray": 1.0, "ultrasound": 1.0}
+SCALE_FOR = {"xray": 1.0, "ultrasound": 1.0, "fundus": 1.0}
 
 #: Measured at scale 1.0, seed 0, tiny CNN, small-sites preset (2026-11-29). "IID" is the same images
 #: reshuffled over the same number of equally sized clients; "no styles" rebuilds the environment with
 #: scanner-style strength ~0. Both isolate the cause: the environments' heterogeneity, not fl_core.
 _DERM = ("FedAvg 0.50-0.53, pooled 0.54-0.70, local-only 0.57-0.62: the benign/malignant grouping of six "
          "lesion types is barely learnable by the tiny CNN in 15 epochs (a 4-block CNN: pooled 0.66)")
-_FUNDUS = ("FedAvg 0.56 while pooled reaches 0.77 and local-only 0.80; IID 0.78 and no styles 0.75: the "
-           "per-site scanner styles (feature skew) break FedAvg; per-image normalisation (0.52-0.57), "
-           "GroupNorm (0.50) and FedBN (0.50 global) did not help")
 _MRI = ("FedAvg 0.15-0.27 (SGD or Adam, lr 3e-4..1e-3, 1 or 3 local epochs, class-balanced loss, per-image "
         "normalisation; 30 rounds of 1 SGD epoch 0.14-0.26; 128 px or scale 2: 0.14-0.15), IID 0.68, no styles "
         "0.25, pooled 0.66: sites hold 1-2 dominant tumour types (pathological label skew); the global model "
         "collapses to predicting the largest class, while SCAFFOLD, built for client drift, reaches 0.38 in 5 rounds")
 
-#: modality -> (task, xfail reason or None)
-CASES: dict[str, tuple[str, str | None]] = {
-    "histopathology": ("histo-tumor-detection", None),
-    "xray": ("xray-tb-skewed", None),
-    "ultrasound": ("us-benign-malignant", None),
-    "dermatoscopy": ("derm-binary-cancer", _DERM),
-    "fundus": ("fundus-referable-dr", _FUNDUS),
-    "mri": ("mri-tumor-type", _MRI),
+#: Fundus sites' scanner styles (feature skew) leave FedAvg's weights good but its averaged BatchNorm
+#: statistics fit no site: with them every site's images get one class (0.56 at scale 1, 0.50-0.58 with
+#: other optimisers; pooled 0.77, IID 0.78, no styles 0.75). Each site re-estimating the statistics on its
+#: own training images (``bn_calibration="local"``, AdaBN) gives 0.81 at scale 1 (0.69 at 0.5, hence scale 1).
+FUNDUS_OVERRIDES = {"bn_calibration": "local"}
+
+#: modality -> (task, RunConfig overrides, xfail reason or None)
+CASES: dict[str, tuple[str, dict, str | None]] = {
+    "histopathology": ("histo-tumor-detection", {}, None),
+    "xray": ("xray-tb-skewed", {}, None),
+    "ultrasound": ("us-benign-malignant", {}, None),
+    "dermatoscopy": ("derm-binary-cancer", {}, _DERM),
+    "fundus": ("fundus-referable-dr", FUNDUS_OVERRIDES, None),
+    "mri": ("mri-tumor-type", {}, _MRI),
 }
 
 
 def _param(modality: str) -> object:
-    task, reason = CASES[modality]
+    task, overrides, reason = CASES[modality]
     marks = [pytest.mark.slow] + ([pytest.mark.xfail(reason=reason, strict=False)] if reason else [])
-    return pytest.param(modality, task, id=modality, marks=marks)
+    return pytest.param(modality, task, overrides, id=modality, marks=marks)
 
 
-@pytest.mark.parametrize(("modality", "task"), [_param(m) for m in CASES])
-def test_fedavg_learns_above_chance(modality: str, task: str, tmp_path) -> None:
+@pytest.mark.parametrize(("modality", "task", "overrides"), [_param(m) for m in CASES])
+def test_fedavg_learns_above_chance(modality: str, task: str, overrides: dict, tmp_path) -> None:
     scale = SCALE_FOR.get(modality, SCALE)
     env = build(modality, tmp_path / "env", seed=0, scale=scale)
     folders = prepare_task(env, task, tmp_path / "prepared", size=64)
     assert len(folders) >= 2, f"{task} needs at least two qualifying sites at scale {scale}"
     n_classes = len(env.key.tasks[task].target_classes)
     result = run(small_sites(folders, algorithm="fedavg", rounds=5, out_dir=str(tmp_path / "run"),
-                             progress=False, resume=False))
+                             progress=False, resume=False, **overrides))
     bal_acc = result.global_metrics["overall"]["balanced_accuracy"]
     assert bal_acc >= 1 / n_classes + 0.15, f"{modality}/{task}: balanced accuracy {bal_acc:.3f}"

@@ -31,6 +31,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--fraction-fit", type=float, default=1.0)
     p.add_argument("--min-clients", type=int, default=1)
     p.add_argument("--patience", type=int, default=0, help="early-stopping patience in rounds (0: off)")
+    p.add_argument("--bn-calibration", default="none", choices=("none", "local"),
+                   help="local: each client re-estimates the global model's BatchNorm statistics on its own "
+                        "training images before evaluating it (helps when sites' scanners differ)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
@@ -66,7 +69,7 @@ def _train(args: argparse.Namespace) -> int:
         model=args.model, image_size=args.image_size, in_chans=args.in_chans, rounds=args.rounds,
         local_epochs=args.local_epochs, batch_size=args.batch_size, lr=args.lr, optimizer=args.optimizer,
         fraction_fit=args.fraction_fit, min_clients=args.min_clients, early_stopping_patience=args.patience,
-        seed=args.seed, device=args.device, num_threads=args.threads, out_dir=args.out,
+        bn_calibration=args.bn_calibration, seed=args.seed, device=args.device, num_threads=args.threads, out_dir=args.out,
         resume=not args.no_resume, progress=not args.quiet,
     )
     result = run(cfg, baselines=args.baselines)
