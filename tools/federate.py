@@ -11,7 +11,7 @@ import math
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from langchain_core.tools import BaseTool, StructuredTool, ToolException
 from pydantic import BaseModel, Field
@@ -118,6 +118,9 @@ class LaunchArgs(BaseModel):
     algorithm_params: dict[str, float | int | str | bool] = Field(
         default_factory=dict, description="hyper-parameters of the algorithm (see the catalog), e.g. {'mu': 0.01}")
     baselines: bool = Field(default=False, description="also train local-only and pooled baselines (slower)")
+    bn_calibration: Literal["none", "local"] = Field(
+        default="none", description="'local': each site re-estimates the model's BatchNorm statistics on its own "
+        "images before evaluating it; helps when the sites' scanners differ (feature skew)")
 
 
 class JobArgs(BaseModel):
@@ -144,7 +147,8 @@ def make_training_tools(client_dirs: dict[str, Path], out_dir: Path, defaults: d
 
     def launch_training(algorithm: str, sites: list[str] | None = None, rounds: int = 5, local_epochs: int = 1,
                         lr: float | None = None, batch_size: int | None = None,
-                        algorithm_params: dict | None = None, baselines: bool = False) -> dict[str, Any]:
+                        algorithm_params: dict | None = None, baselines: bool = False,
+                        bn_calibration: str = "none") -> dict[str, Any]:
         """Start federated training in the background and return its job id; poll it with training_status.
 
         Give the algorithm's catalog name, the approved site ids (default: all), rounds, local epochs
@@ -168,7 +172,8 @@ def make_training_tools(client_dirs: dict[str, Path], out_dir: Path, defaults: d
             raise ToolException(f"bad hyper-parameters for {algorithm}: {str(exc)[:200]}; read the catalog "
                                 "entry's hyperparameters for valid names") from None
         params = {**fixed, "data_dirs": tuple(str(client_dirs[s]) for s in chosen), "algorithm": algorithm,
-                  "algorithm_params": dict(algorithm_params or {}), "rounds": rounds, "local_epochs": local_epochs}
+                  "algorithm_params": dict(algorithm_params or {}), "rounds": rounds, "local_epochs": local_epochs,
+                  "bn_calibration": bn_calibration}
         if lr is not None:
             params["lr"] = lr
         if batch_size is not None:
@@ -179,7 +184,8 @@ def make_training_tools(client_dirs: dict[str, Path], out_dir: Path, defaults: d
             raise ToolException(f"cannot configure the run: {str(exc)[:300]}") from None
         job = jobs.launch(cfg, chosen, baselines)
         return {"job_id": job.job_id, "state": job.state, "algorithm": algorithm, "sites": chosen,
-                "rounds": rounds, "local_epochs": local_epochs, "baselines": baselines}
+                "rounds": rounds, "local_epochs": local_epochs, "baselines": baselines,
+                "bn_calibration": bn_calibration}
 
     def _job(job_id: str):
         if job_id not in jobs.jobs:
