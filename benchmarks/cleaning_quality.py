@@ -175,6 +175,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--env-root", type=Path, default=None, help="reuse/keep built environments here")
     ap.add_argument("--throughput-only", action="store_true")
+    ap.add_argument("--no-throughput", action="store_true", help="print the quality table only")
     ap.add_argument("--throughput-n", type=int, default=10_000)
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
@@ -197,6 +198,8 @@ def main() -> None:
                     print(f"{m:<16}{det:<14}{tp + fp:>6}{tp + fn:>6}{r['precision']:>7.3f}{r['recall']:>7.3f}"
                           f"{tgt:>14}{r['seconds']:>9.1f}", flush=True)
                 shutil.rmtree(sites, ignore_errors=True)
+    if args.no_throughput:
+        return
     t = duplicate_throughput(args.throughput_n)
     print(f"find_duplicates: {t['images']} images in {t['seconds']:.1f} s = {t['images_per_s']:.0f} images/s "
           f"(flagged {t['flagged']}, planted {t['planted']})")
