@@ -133,7 +133,9 @@ def calibrate_batchnorm(model: nn.Module, split: Split) -> bool:
     for m in norms:
         m.reset_running_stats()
         m.momentum = None  # a cumulative average over the batches below
-    model.train()
+    model.eval()
+    for m in norms:  # only the norms learn statistics; dropout and stochastic depth stay off
+        m.train()
     try:
         for i in range(0, len(split), _EVAL_BATCH):
             batch = split.x[i:i + _EVAL_BATCH]
