@@ -95,3 +95,13 @@ def test_cli_passes_the_calibration_to_the_run(tmp_path, capsys) -> None:
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["config"]["bn_calibration"] == "local"
     assert "test metrics after round 1" in capsys.readouterr().out
+
+
+def test_calibration_keeps_dropout_off() -> None:
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.Dropout(0.9), nn.BatchNorm2d(4))
+    split = _split(16, 2)
+    calibrate_batchnorm(model, split)
+    with torch.no_grad():
+        act = model[0](normalise(split.x))
+    assert torch.allclose(model[2].running_mean, act.mean(dim=(0, 2, 3)), atol=1e-4)
