@@ -52,6 +52,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--model", default="tiny_cnn")
     ap.add_argument("--algorithms", nargs="+", help="default: every registered algorithm")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--bn-calibration", default="none", choices=("none", "local"),
+                    help="local: sites re-estimate the global model's BatchNorm statistics before evaluating it")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     torch.set_num_threads(args.threads)
@@ -64,12 +66,14 @@ def main(argv: list[str] | None = None) -> int:
             env = build(args.modality, Path(tmp) / "env", seed=args.seed, scale=args.scale)
         folders = prepare_task(env, args.task, Path(tmp) / "prepared", size=64)
         cfg = preset(args.preset, folders, model=args.model, rounds=args.rounds, seed=args.seed,
-                     num_threads=args.threads, out_dir=str(Path(tmp) / "run"), resume=False, progress=False)
+                     num_threads=args.threads, out_dir=str(Path(tmp) / "run"), resume=False, progress=False,
+                     bn_calibration=args.bn_calibration)
         data = load_data(cfg)
         sizes = ", ".join(f"{c.name}:{len(c.train)}" for c in data.clients)
         print(f"{args.modality} / {args.task}, scale {args.scale}: {len(data.clients)} sites (train {sizes}), "
               f"{data.num_classes} classes; {args.preset} preset, {cfg.model}, {cfg.rounds} rounds x "
-              f"{cfg.local_epochs} local epochs, batch {cfg.batch_size}, {cfg.optimizer} lr {cfg.lr}")
+              f"{cfg.local_epochs} local epochs, batch {cfg.batch_size}, {cfg.optimizer} lr {cfg.lr}, "
+              f"BatchNorm calibration {cfg.bn_calibration}")
         print(f"{'method':<28}{'global':>10}{'personalised':>14}{'seconds':>9}")
         t = time.perf_counter()
         base = run_baselines(cfg, data)
