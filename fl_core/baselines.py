@@ -47,12 +47,13 @@ def train_centralised(cfg: RunConfig, data: FederatedData, client: ClientData, s
     return model, stats
 
 
-def _evaluate_calibrated(model: torch.nn.Module, client: ClientData, device: torch.device) -> tuple[
+def _evaluate_on_site(model: torch.nn.Module, client: ClientData, device: torch.device, calibrate: bool) -> tuple[
         dict[str, float], np.ndarray]:
-    """The pooled model on one client's test split, with BatchNorm statistics from its train split."""
-    own = copy.deepcopy(model)
-    calibrate_batchnorm(own, client.train.to(device))
-    return evaluate(own, client.test.to(device))
+    """A model on one client's test split; with ``calibrate``, on a copy given the site's BatchNorm statistics."""
+    if calibrate:
+        model = copy.deepcopy(model)
+        calibrate_batchnorm(model, client.train.to(device))
+    return evaluate(model, client.test.to(device))
 
 
 def run_baselines(cfg: RunConfig, data: FederatedData) -> dict[str, Any]:
@@ -79,17 +80,12 @@ def run_baselines(cfg: RunConfig, data: FederatedData) -> dict[str, Any]:
         "overall": classification_metrics(np.concatenate(ys), np.concatenate(logits)),
     }
     model, stats = train_centralised(cfg, data, pooled(data), 20_000)
-    if cfg.bn_calibration == "local":  # each site re-estimates BatchNorm statistics, as for the FL model
-        per_client = [_evaluate_calibrated(model, c, device) for c in data.clients]
-        pooled_clients = [m for m, _ in per_client]
-        ys = [c.test.y.numpy() for c in data.clients]
-        overall = classification_metrics(np.concatenate(ys), np.concatenate([lg for _, lg in per_client]))
-    else:
-        pooled_clients = [evaluate(model, c.test.to(device))[0] for c in data.clients]
-        overall = evaluate(model, pooled(data).test.to(device))[0]
+    calibrate = cfg.bn_calibration == "local"  # each site re-estimates BatchNorm statistics, as for the FL model
+    per_client = [_evaluate_on_site(model, c, device, calibrate) for c in data.clients]
+    pooled_clients = [m for m, _ in per_client]
     pooled_res = {
         "clients": pooled_clients, "client_mean": mean_metrics(pooled_clients),
-        "overall": overall,
+        "overall": classification_metrics(np.concatenate(ys), np.concatenate([lg for _, lg in per_client])),
         "images_per_second": stats.images / stats.seconds if stats.seconds else float("nan"),
     }
     log.info("baselines: local mean bal-acc %.3f, pooled bal-acc %.3f",

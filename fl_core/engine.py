@@ -120,30 +120,33 @@ class Engine:
         return ClientUpdate(cid, shared, len(train), upload, stats.mean_loss), stats
 
     # ------------------------------------------------------------------ evaluation
-    def _eval_states(self, states: list[StateDict], split_index: int, calibrate: bool = False) -> dict[str, Any]:
-        per_client, ys, logits = [], [], []
+    def _eval_states(self, states: list[StateDict], calibrate: bool = False) -> dict[str, dict[str, Any]]:
+        """Each client's state on its test and val splits (one load, and one calibration, per client)."""
+        found: dict[str, tuple[list, list, list]] = {"test": ([], [], []), "val": ([], [], [])}
         for cid, state in enumerate(states):
             load_state(self.eval_model, state)
             if calibrate:
                 calibrate_batchnorm(self.eval_model, self.splits[cid][0])
-            split: Split = self.splits[cid][split_index]
-            m, lg = evaluate(self.eval_model, split)
-            per_client.append(m)
-            ys.append(split.y.cpu().numpy())
-            logits.append(lg)
-        overall = classification_metrics(np.concatenate(ys), np.concatenate(logits))
-        return {"overall": overall, "client_mean": mean_metrics(per_client), "clients": per_client}
+            for name, index in (("test", 2), ("val", 1)):
+                split: Split = self.splits[cid][index]
+                m, lg = evaluate(self.eval_model, split)
+                per_client, ys, logits = found[name]
+                per_client.append(m)
+                ys.append(split.y.cpu().numpy())
+                logits.append(lg)
+        return {name: {"overall": classification_metrics(np.concatenate(ys), np.concatenate(logits)),
+                       "client_mean": mean_metrics(per_client), "clients": per_client}
+                for name, (per_client, ys, logits) in found.items()}
 
     def evaluate_round(self) -> dict[str, Any]:
         """Global and personalised models on every client's val and test split."""
         n = len(self.data.clients)
-        glob = [self.global_state] * n
-        cal = self.cfg.bn_calibration == "local"
-        out: dict[str, Any] = {"global": {"test": self._eval_states(glob, 2, cal), "val": self._eval_states(glob, 1, cal)}}
+        out: dict[str, Any] = {"global": self._eval_states([self.global_state] * n,
+                                                           calibrate=self.cfg.bn_calibration == "local")}
         if self._has_personal():
             pers = [self.algo.personalised_state(self.global_state, self.client_states[i],
                                                  self.local_states.get(i, {})) for i in range(n)]
-            out["personal"] = {"test": self._eval_states(pers, 2), "val": self._eval_states(pers, 1)}
+            out["personal"] = self._eval_states(pers)
         else:
             out["personal"] = out["global"]
         return out
