@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 #: pixel-exact crop views of ``CROP_MARGINS`` (at 0.93 distinct MRI and X-ray images were grouped:
 #: precision 0.87 and 0.83; at 0.95 every modality reaches precision and recall >= 0.95 at scale 1).
 DUPLICATE_SIMILARITY = 0.95
-#: Robust z-score above which an image is always off-topic (below it, the folder's largest gap decides).
+#: Robust z-score above which an image is always off-topic (below it, :func:`offtopic_cut` decides).
 #: 30, not 10: in tight folders a whole sub-population of on-topic images scores 13-28 (histopathology,
 #: seed 1: precision 0.32 at 10, 1.00 at 30); the gap still separates the off-topic ones above them.
 OFFTOPIC_Z = 30.0
