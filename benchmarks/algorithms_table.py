@@ -31,6 +31,7 @@ from algorithms.registry import list_algorithms
 from envs.build import build
 from envs.oracle import prepare_task
 from fl_core.baselines import run_baselines
+from fl_core.config import GLOBAL_POOLS
 from fl_core.engine import Engine, load_data
 from fl_core.presets import PRESETS, preset
 
@@ -50,6 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--model", default="tiny_cnn")
+    ap.add_argument("--global-pool", default="avg", choices=GLOBAL_POOLS)
     ap.add_argument("--algorithms", nargs="+", help="default: every registered algorithm")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--bn-calibration", default="none", choices=("none", "local"),
@@ -67,13 +69,13 @@ def main(argv: list[str] | None = None) -> int:
         folders = prepare_task(env, args.task, Path(tmp) / "prepared", size=64)
         cfg = preset(args.preset, folders, model=args.model, rounds=args.rounds, seed=args.seed,
                      num_threads=args.threads, out_dir=str(Path(tmp) / "run"), resume=False, progress=False,
-                     bn_calibration=args.bn_calibration)
+                     bn_calibration=args.bn_calibration, global_pool=args.global_pool)
         data = load_data(cfg)
         sizes = ", ".join(f"{c.name}:{len(c.train)}" for c in data.clients)
         print(f"{args.modality} / {args.task}, scale {args.scale}: {len(data.clients)} sites (train {sizes}), "
               f"{data.num_classes} classes; {args.preset} preset, {cfg.model}, {cfg.rounds} rounds x "
               f"{cfg.local_epochs} local epochs, batch {cfg.batch_size}, {cfg.optimizer} lr {cfg.lr}, "
-              f"BatchNorm calibration {cfg.bn_calibration}")
+              f"BatchNorm calibration {cfg.bn_calibration}, {cfg.global_pool} pooling")
         print(f"{'method':<28}{'global':>10}{'personalised':>14}{'seconds':>9}")
         t = time.perf_counter()
         base = run_baselines(cfg, data)

@@ -32,7 +32,7 @@ def train_centralised(cfg: RunConfig, data: FederatedData, client: ClientData, s
     """Train one model on ``client``'s training split for ``rounds * local_epochs`` epochs."""
     device = torch.device(cfg.device)
     torch.manual_seed(derive_seed(cfg.seed, 0))  # same initial weights as the FL run
-    model = create_model(cfg.model, data.num_classes, cfg.in_chans).to(device)
+    model = create_model(cfg.model, data.num_classes, cfg.in_chans, cfg.global_pool).to(device)
     torch.manual_seed(derive_seed(cfg.seed, seed_tag, 1))
     gen = torch.Generator().manual_seed(derive_seed(cfg.seed, seed_tag, 2))
     info = model_info(model, data.num_classes)

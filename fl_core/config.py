@@ -9,10 +9,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-__all__ = ["METRICS", "RunConfig"]
+__all__ = ["GLOBAL_POOLS", "METRICS", "RunConfig"]
 
 #: Metrics the engine computes and early stopping may watch.
 METRICS = ("accuracy", "balanced_accuracy", "macro_f1", "auroc", "loss")
+#: timm's global pooling choices (``SelectAdaptivePool2d``), for the tiny CNN and every timm model.
+GLOBAL_POOLS = ("avg", "max", "avgmax", "catavgmax")
 
 
 @dataclass(frozen=True)
@@ -24,6 +26,8 @@ class RunConfig:
         algorithm: registry name (``algorithms.registry.list_algorithms()``).
         algorithm_params: hyper-parameters overriding the algorithm's paper defaults.
         model: ``"tiny_cnn"`` or a timm model name.
+        global_pool: timm's pooling before the classifier (:data:`GLOBAL_POOLS`);
+            ``"catavgmax"`` keeps small lesions visible (see ``TinyCNN``).
         image_size: images are resized to ``image_size x image_size``.
         in_chans: model input channels; 1-channel images are repeated to 3 and vice versa.
         rounds: communication rounds.
@@ -52,6 +56,7 @@ class RunConfig:
     algorithm: str = "fedavg"
     algorithm_params: dict[str, Any] = field(default_factory=dict)
     model: str = "tiny_cnn"
+    global_pool: Literal["avg", "max", "avgmax", "catavgmax"] = "avg"
     image_size: int = 64
     in_chans: int = 3
     rounds: int = 5
@@ -113,6 +118,8 @@ class RunConfig:
                      "in [0, 1), test > 0, and sum to less than 1 so that some data is left for training")
         if self.early_stopping_patience < 0:
             e.append("early_stopping_patience must be >= 0 (0 disables early stopping)")
+        if self.global_pool not in GLOBAL_POOLS:
+            e.append(f"global_pool must be one of {GLOBAL_POOLS}, got {self.global_pool!r}")
         if self.bn_calibration not in ("none", "local"):
             e.append(f"bn_calibration must be 'none' or 'local', got {self.bn_calibration!r}")
         if self.early_stopping_metric not in METRICS:

@@ -58,7 +58,7 @@ class Engine:
         self.algo = algorithm or get_algorithm(cfg.algorithm, **cfg.algorithm_params)
         self.device = torch.device(cfg.device)
         torch.manual_seed(derive_seed(cfg.seed, 0))
-        self.model = create_model(cfg.model, data.num_classes, cfg.in_chans).to(self.device)
+        self.model = create_model(cfg.model, data.num_classes, cfg.in_chans, cfg.global_pool).to(self.device)
         self.eval_model = copy.deepcopy(self.model)
         self.info: ModelInfo = model_info(self.model, data.num_classes)
         self.local_keys = self.algo.local_keys(self.info)

@@ -121,6 +121,9 @@ class LaunchArgs(BaseModel):
     bn_calibration: Literal["none", "local"] = Field(
         default="none", description="'local': each site re-estimates the model's BatchNorm statistics on its own "
         "images before evaluating it; helps when the sites' scanners differ (feature skew)")
+    global_pool: Literal["avg", "catavgmax"] = Field(
+        default="avg", description="pooling before the classifier: 'catavgmax' also keeps each feature's maximum, "
+        "for findings of a few pixels (small tumours, lesions); 'avg' for findings spread over the image")
 
 
 class JobArgs(BaseModel):
@@ -148,7 +151,7 @@ def make_training_tools(client_dirs: dict[str, Path], out_dir: Path, defaults: d
     def launch_training(algorithm: str, sites: list[str] | None = None, rounds: int = 5, local_epochs: int = 1,
                         lr: float | None = None, batch_size: int | None = None,
                         algorithm_params: dict | None = None, baselines: bool = False,
-                        bn_calibration: str = "none") -> dict[str, Any]:
+                        bn_calibration: str = "none", global_pool: str = "avg") -> dict[str, Any]:
         """Start federated training in the background and return its job id; poll it with training_status.
 
         Give the algorithm's catalog name, the approved site ids (default: all), rounds, local epochs
@@ -173,7 +176,7 @@ def make_training_tools(client_dirs: dict[str, Path], out_dir: Path, defaults: d
                                 "entry's hyperparameters for valid names") from None
         params = {**fixed, "data_dirs": tuple(str(client_dirs[s]) for s in chosen), "algorithm": algorithm,
                   "algorithm_params": dict(algorithm_params or {}), "rounds": rounds, "local_epochs": local_epochs,
-                  "bn_calibration": bn_calibration}
+                  "bn_calibration": bn_calibration, "global_pool": global_pool}
         if lr is not None:
             params["lr"] = lr
         if batch_size is not None:
@@ -185,7 +188,7 @@ def make_training_tools(client_dirs: dict[str, Path], out_dir: Path, defaults: d
         job = jobs.launch(cfg, chosen, baselines)
         return {"job_id": job.job_id, "state": job.state, "algorithm": algorithm, "sites": chosen,
                 "rounds": rounds, "local_epochs": local_epochs, "baselines": baselines,
-                "bn_calibration": bn_calibration}
+                "bn_calibration": bn_calibration, "global_pool": global_pool}
 
     def _job(job_id: str):
         if job_id not in jobs.jobs:

@@ -10,6 +10,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from fl_core.config import GLOBAL_POOLS
+
 _METRICS = ("accuracy", "balanced_accuracy", "macro_f1", "auroc")
 
 
@@ -23,6 +25,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--local-epochs", type=int, default=1)
     p.add_argument("--model", default="tiny_cnn", help="tiny_cnn or a timm name (resnet18, ...)")
+    p.add_argument("--global-pool", default="avg", choices=GLOBAL_POOLS,
+                   help="pooling before the classifier; catavgmax keeps small lesions (MRI tumours) visible")
     p.add_argument("--image-size", type=int, default=64)
     p.add_argument("--in-chans", type=int, default=3, choices=(1, 3))
     p.add_argument("--batch-size", type=int, default=32)
@@ -66,7 +70,7 @@ def _train(args: argparse.Namespace) -> int:
 
     cfg = RunConfig(
         data_dirs=tuple(args.data), algorithm=args.algorithm, algorithm_params=_parse_params(args.param),
-        model=args.model, image_size=args.image_size, in_chans=args.in_chans, rounds=args.rounds,
+        model=args.model, global_pool=args.global_pool, image_size=args.image_size, in_chans=args.in_chans, rounds=args.rounds,
         local_epochs=args.local_epochs, batch_size=args.batch_size, lr=args.lr, optimizer=args.optimizer,
         fraction_fit=args.fraction_fit, min_clients=args.min_clients, early_stopping_patience=args.patience,
         bn_calibration=args.bn_calibration, seed=args.seed, device=args.device, num_threads=args.threads, out_dir=args.out,

@@ -1,0 +1,62 @@
+"""Models by name: the pooling option reaches the classifier, and max-keeping pooling finds small spots."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from fl_core.config import GLOBAL_POOLS, RunConfig
+from fl_core.models import create_model, features
+
+
+@pytest.mark.parametrize("name", ["tiny_cnn", "resnet18"])
+@pytest.mark.parametrize("pool", GLOBAL_POOLS)
+def test_every_pool_feeds_the_classifier(name: str, pool: str) -> None:
+    model = create_model(name, 3, 1, global_pool=pool).eval()
+    x = torch.randn(2, 1, 32, 32)
+    feats, logits = features(model, x)
+    assert logits.shape == (2, 3)
+    assert feats.shape[1] == model.get_classifier().in_features
+    widths = {p: create_model(name, 3, 1, global_pool=p).get_classifier().in_features for p in ("avg", pool)}
+    assert widths[pool] == widths["avg"] * (2 if pool == "catavgmax" else 1)
+
+
+def test_unknown_pool_is_refused_with_the_choices(tmp_path) -> None:
+    with pytest.raises(ValueError, match="catavgmax"):
+        create_model("tiny_cnn", 2, global_pool="median")
+    with pytest.raises(ValueError, match="global_pool"):
+        RunConfig(data_dirs=(str(tmp_path),), global_pool="median")
+
+
+def _spots(n: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Noise images; label 1 has one 2 x 2 bright spot somewhere (a lesion of a few pixels)."""
+    x = torch.randn(n, 1, 32, 32, generator=gen) * 0.5
+    y = torch.arange(n) % 2
+    for i in torch.nonzero(y).flatten().tolist():
+        r, c = torch.randint(0, 30, (2,), generator=gen).tolist()
+        x[i, 0, r:r + 2, c:c + 2] += 2.0
+    return x, y
+
+
+def _train_and_score(pool: str) -> float:
+    gen = torch.Generator().manual_seed(0)
+    x, y = _spots(256, gen)
+    xt, yt = _spots(128, gen)
+    torch.manual_seed(0)
+    model = create_model("tiny_cnn", 2, 1, global_pool=pool)
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    for _ in range(4):
+        for i in range(0, len(y), 32):
+            loss = torch.nn.functional.cross_entropy(model(x[i:i + 32]), y[i:i + 32])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    model.eval()
+    with torch.no_grad():
+        return float((model(xt).argmax(1) == yt).float().mean())
+
+
+def test_max_keeping_pool_finds_a_small_spot_that_averaging_dilutes() -> None:
+    avg, catavgmax = _train_and_score("avg"), _train_and_score("catavgmax")
+    assert catavgmax >= 0.9, f"catavgmax accuracy {catavgmax:.2f}"
+    assert catavgmax > avg, f"catavgmax {catavgmax:.2f} vs avg {avg:.2f}"
