@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 
 from fl_core.config import GLOBAL_POOLS, RunConfig
 from fl_core.models import create_model, features
+from fl_core.testing import make_shape_folders
 
 
 @pytest.mark.parametrize("name", ["tiny_cnn", "resnet18"])
@@ -60,3 +63,13 @@ def test_max_keeping_pool_finds_a_small_spot_that_averaging_dilutes() -> None:
     avg, catavgmax = _train_and_score("avg"), _train_and_score("catavgmax")
     assert catavgmax >= 0.9, f"catavgmax accuracy {catavgmax:.2f}"
     assert catavgmax > avg, f"catavgmax {catavgmax:.2f} vs avg {avg:.2f}"
+
+
+def test_cli_passes_the_pooling_to_the_run(tmp_path) -> None:
+    from fedagentbench.cli import main
+
+    dirs = make_shape_folders(tmp_path / "d", clients=2, per_class=4, size=16)
+    assert main(["train", "--data", *dirs, "--rounds", "1", "--image-size", "16", "--global-pool", "catavgmax",
+                 "--out", str(tmp_path / "run"), "--quiet"]) == 0
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["config"]["global_pool"] == "catavgmax"

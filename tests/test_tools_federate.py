@@ -85,8 +85,9 @@ def test_training_job_runs_to_a_report(clients, tmp_path):
     tools = _tools(make_training_tools(clients, tmp_path / "runs", DEFAULTS, manager=manager))
     try:
         job = tools["launch_training"].invoke({"algorithm": "fedavg", "rounds": 2, "local_epochs": 1,
-                                               "bn_calibration": "local"})
+                                               "bn_calibration": "local", "global_pool": "catavgmax"})
         assert job["sites"] == ["site_01", "site_02"] and job["bn_calibration"] == "local"
+        assert job["global_pool"] == "catavgmax"
         st = _wait(tools["training_status"], job["job_id"])
         assert st["state"] == "finished", st
         assert st["rounds_done"] == 2 and len(st["recent_rounds"]) == 2
@@ -95,7 +96,8 @@ def test_training_job_runs_to_a_report(clients, tmp_path):
         assert 0.0 <= rep["final_test"]["balanced_accuracy"] <= 1.0
         text = json.dumps(rep)
         assert str(tmp_path) not in text  # client folders stay with the runtime
-        assert manager.jobs[job["job_id"]].summary()["config"]["bn_calibration"] == "local"
+        config = manager.jobs[job["job_id"]].summary()["config"]
+        assert config["bn_calibration"] == "local" and config["global_pool"] == "catavgmax"
     finally:
         manager.stop_all()
 
@@ -120,6 +122,7 @@ def test_stop_ends_a_running_job(clients, tmp_path):
     ({"algorithm": "fedprox", "algorithm_params": {"nonsense": 1}}, "hyper-parameters"),
     ({"algorithm": "fedavg", "rounds": 0}, "rounds"),
     ({"algorithm": "fedavg", "bn_calibration": "site"}, "bn_calibration"),
+    ({"algorithm": "fedavg", "global_pool": "median"}, "global_pool"),
 ])
 def test_bad_launch_arguments_are_answered(clients, tmp_path, args, expect):
     tools = _tools(make_training_tools(clients, tmp_path / "runs", DEFAULTS))
