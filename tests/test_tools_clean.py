@@ -15,7 +15,7 @@ import torch
 from PIL import Image
 
 from tools.clean import make_cleaning_tools
-from tools.cleaning_detect import label_issue_indices, offtopic_cut
+from tools.cleaning_detect import label_issues, offtopic_cut
 from tools.sandbox import Workspace
 
 torch.set_num_threads(1)
@@ -145,8 +145,8 @@ def test_label_error_detection_never_forks_worker_processes(monkeypatch):
     rng = np.random.default_rng(0)
     images = [Image.fromarray((rng.random((16, 16)) * (80 if i % 2 else 255)).astype("uint8")) for i in range(40)]
     labels = ["dark" if i % 2 else "bright" for i in range(40)]
-    flagged, skipped = label_issue_indices(images, labels)
-    assert skipped == [] and all(0 <= i < 40 for i in flagged)
+    found = label_issues(images, labels)
+    assert found.classes_not_checked == [] and all(0 <= i < 40 for i in found.indices)
 
 
 def test_label_error_detection_gives_the_same_answer_when_sites_are_cleaned_in_parallel_threads():
@@ -160,9 +160,9 @@ def test_label_error_detection_gives_the_same_answer_when_sites_are_cleaned_in_p
         return images, labels
 
     sets = [dataset(s, n, k) for s, n, k in [(0, 60, 2), (1, 90, 3), (2, 45, 3), (3, 80, 4)]]
-    expected = [label_issue_indices(*d) for d in sets]
+    expected = [label_issues(*d) for d in sets]
     with ThreadPoolExecutor(8) as pool:
-        got = list(pool.map(lambda d: label_issue_indices(*d), sets * 4))
+        got = list(pool.map(lambda d: label_issues(*d), sets * 4))
     assert got == expected * 4
 
 
@@ -175,3 +175,45 @@ def test_label_error_detection_gives_the_same_answer_when_sites_are_cleaned_in_p
 def test_offtopic_cut_separates_the_tail_by_its_largest_ratio(top, flagged):
     scores = np.array(top + list(np.linspace(1.5, -1.5, 45)))
     assert int((scores >= offtopic_cut(scores)).sum()) == flagged
+
+
+def _bars(n: int, flipped: set[int], learnable: bool, seed: int = 0) -> tuple[list[Image.Image], list[str]]:
+    """Noise images; when ``learnable``, class "h" has horizontal and class "v" vertical bars."""
+    rng = np.random.default_rng(seed)
+    images, labels = [], []
+    for i in range(n):
+        a = rng.random((32, 32)) * 120
+        horizontal = i % 2 == 0
+        if learnable:
+            stripes = (np.arange(32) // 4) % 2 * 120
+            a += stripes[:, None] if horizontal else stripes[None, :]
+        images.append(Image.fromarray(a.astype("uint8")))
+        truth = "h" if horizontal else "v"
+        labels.append(("v" if truth == "h" else "h") if i in flipped else truth)
+    return images, labels
+
+
+def test_label_errors_are_found_where_the_folder_model_learns_its_classes():
+    flipped = {3, 10, 17, 24, 31}
+    found = label_issues(*_bars(80, flipped, learnable=True))
+    assert found.trusted and found.balanced_accuracy > 0.9 and found.chance == 0.5
+    assert set(found.indices) <= flipped and len(found.indices) >= 4
+
+
+def test_a_folder_model_no_better_than_chance_flags_nothing_and_says_why(tmp_path):
+    """Labels the images do not show (here: pure noise) cannot be checked; flagging would only
+    remove good images (seen: 14 false flags in a folder without a single wrong label)."""
+    images, labels = _bars(200, {3, 10, 17, 24, 31}, learnable=False)
+    found = label_issues(images, labels)
+    assert not found.trusted and found.indices == []
+    assert found.balanced_accuracy < found.chance + 0.1
+    site = tmp_path / "site_n"
+    (site / "raw").mkdir(parents=True)
+    for i, (img, lab) in enumerate(zip(images, labels)):
+        (site / "work/organized/noise" / lab).mkdir(parents=True, exist_ok=True)
+        img.save(site / "work/organized/noise" / lab / f"{i:03d}.png")
+    before = _files(site / "work/organized/noise")
+    res = _tools(site)["find_label_errors"].invoke({"folder": "work/organized/noise", "mode": "remove"})
+    assert res["flagged"] == 0 and "no better than chance" in res["note_model"]
+    assert res["chance"] == 0.5 and res["model_balanced_accuracy"] < 0.6
+    assert _files(site / "work/organized/noise") == before

@@ -23,7 +23,7 @@ from tools.cleaning_detect import (
     LABEL_MAX_CONFIDENCE,
     OFFTOPIC_Z,
     duplicate_groups,
-    label_issue_indices,
+    label_issues,
     offtopic_indices,
 )
 from tools.cleaning_features import FolderImages, load_folder
@@ -155,16 +155,24 @@ def make_cleaning_tools(workspace: Workspace) -> list[BaseTool]:
 
         Trains a small model on the folder's own images with k-fold cross-validation, so every
         image is judged by a model that never saw it, and reports images whose folder label the
-        model confidently contradicts. Run duplicates and off-topic removal first. Use
-        mode='remove' to move them to work/removed/label_errors/ (they are not relabelled).
+        model confidently contradicts. The report gives that model's balanced accuracy against chance;
+        when it is no better than chance nothing is flagged. Run duplicates and off-topic removal
+        first. Use mode='remove' to move them to work/removed/label_errors/ (they are not relabelled).
         """
         t0 = time.perf_counter()
         root, data = _open_folder(ws, folder, write=mode == "remove")
-        idx, skipped = label_issue_indices(data.images, data.labels, folds, max_confidence=max_confidence)
-        hits = [data.paths[i] for i in idx]
-        reasons = {data.paths[i]: f"label '{data.labels[i]}' contradicted by out-of-fold predictions" for i in idx}
+        found = label_issues(data.images, data.labels, folds, max_confidence=max_confidence)
+        hits = [data.paths[i] for i in found.indices]
+        reasons = {data.paths[i]: f"label '{data.labels[i]}' contradicted by out-of-fold predictions"
+                   for i in found.indices}
         extra = {"classes": len(set(data.labels)),
-                 "classes_not_checked": bounded([as_data(c, 80) for c in skipped], MAX_EXAMPLES)}
+                 "classes_not_checked": bounded([as_data(c, 80) for c in found.classes_not_checked], MAX_EXAMPLES)}
+        if found.balanced_accuracy is not None:
+            extra["model_balanced_accuracy"] = round(found.balanced_accuracy, 3)
+            extra["chance"] = round(found.chance, 3)
+        if found.balanced_accuracy is not None and not found.trusted:
+            extra["note_model"] = ("the model trained on this folder predicts its classes no better than chance, "
+                                   "so it cannot tell a wrong label from a right one: nothing is flagged")
         return _report(ws, "label_errors", mode, root, data, hits, reasons, time.perf_counter() - t0, extra)
 
     specs: list[tuple[Callable[..., dict], type[BaseModel]]] = [

@@ -7,7 +7,8 @@
 * off-topic images: a k-nearest-neighbour outlier score on robust image features, flagged where it
   lies far above the folder's typical score (a robust z-score).
 * label errors: confident learning (``cleanlab.filter.find_label_issues``) on out-of-fold predicted
-  probabilities of a logistic regression trained on the folder's own images.
+  probabilities of a logistic regression trained on the folder's own images, trusted only where
+  that model beats chance.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import Counter
+from dataclasses import dataclass, replace
 
 import numpy as np
 from PIL import Image
@@ -180,31 +182,64 @@ _CLEANLAB_LOCK = threading.Lock()
 
 #: Out-of-fold probability of the given label below which a confident-learning issue is reported.
 LABEL_MAX_CONFIDENCE = 0.05
+#: How far above chance (1 / classes) the folder's out-of-fold balanced accuracy must be before its
+#: model may contradict a label. Below it the model has learnt nothing the labels say, and every
+#: "confident" contradiction is noise: at scale 1, seed 0, such folders (cervical cytology in a
+#: histopathology environment, 11 coded fundus labels...) gave 14, 10, 30 flags and no true one.
+#: Over the six environments the gate took precision from 0.22 to 0.36 (recall 0.32 -> 0.27).
+LABEL_MIN_SKILL = 0.1
 
 
-def label_issue_indices(images: list[Image.Image], labels: list[str], folds: int = 5,
-                        min_per_class: int = 5, max_confidence: float = LABEL_MAX_CONFIDENCE,
-                        seed: int = 0) -> tuple[list[int], list[str]]:
-    """Indices of likely mislabelled images (most likely first), and the classes left out.
+@dataclass(frozen=True)
+class LabelIssues:
+    """What the label-error detector found, and how far its model can be trusted.
+
+    Attributes:
+        indices: likely mislabelled images, most likely first (empty when the model is not trusted).
+        classes_not_checked: classes with too few images to learn or check.
+        balanced_accuracy: the model's out-of-fold balanced accuracy on the checked classes (None
+            when fewer than two classes could be checked).
+        chance: balanced accuracy of guessing (1 / checked classes), None as above.
+    """
+
+    indices: list[int]
+    classes_not_checked: list[str]
+    balanced_accuracy: float | None = None
+    chance: float | None = None
+
+    @property
+    def trusted(self) -> bool:
+        """The model beats chance by :data:`LABEL_MIN_SKILL`, so its contradictions mean something."""
+        return self.balanced_accuracy is not None and self.balanced_accuracy >= self.chance + LABEL_MIN_SKILL
+
+
+def label_issues(images: list[Image.Image], labels: list[str], folds: int = 5, min_per_class: int = 5,
+                 max_confidence: float = LABEL_MAX_CONFIDENCE, seed: int = 0) -> LabelIssues:
+    """Likely mislabelled images of a folder, judged by a model trained on the folder's other images.
 
     Confident learning alone flagged ~6x more images than were mislabelled here (the small model
     is far from perfect); an issue is therefore reported only where the model also gives the
-    given label less than ``max_confidence`` probability.
+    given label less than ``max_confidence`` probability, and only when the model's out-of-fold
+    balanced accuracy shows it learnt the classes at all (:attr:`LabelIssues.trusted`).
 
     Classes with fewer than ``min_per_class`` images cannot be learnt or checked; their images are
     never flagged and the class names are returned so the report can say so.
     """
     from cleanlab.filter import find_label_issues
+    from sklearn.metrics import balanced_accuracy_score
 
     counts = Counter(labels)
     usable = sorted(c for c, n in counts.items() if n >= min_per_class)
     skipped = sorted(c for c in counts if c not in usable)
     idx = np.array([i for i, lab in enumerate(labels) if lab in usable])
     if len(usable) < 2 or len(idx) < 2 * min_per_class:
-        return [], sorted(counts)
+        return LabelIssues([], sorted(counts))
     y = np.array([usable.index(labels[i]) for i in idx])
     feats = feature_matrix([images[i] for i in idx])
     probs = out_of_fold_probs(feats, y, folds, seed)
+    found = LabelIssues([], skipped, float(balanced_accuracy_score(y, probs.argmax(axis=1))), 1 / len(usable))
+    if not found.trusted:
+        return found
     # n_jobs=1: cleanlab otherwise forks a multiprocessing pool, and a fork from one of the graph's
     # worker threads (clients run in parallel) can inherit a held lock and hang forever (seen in CI).
     # The lock: find_label_issues passes its per-class arrays through module globals, so two sites
@@ -213,4 +248,4 @@ def label_issue_indices(images: list[Image.Image], labels: list[str], folds: int
         order = find_label_issues(y, probs, filter_by="prune_by_noise_rate",
                                   return_indices_ranked_by="self_confidence", n_jobs=1)
     self_conf = probs[np.arange(len(y)), y]
-    return [int(idx[i]) for i in order if self_conf[i] < max_confidence], skipped
+    return replace(found, indices=[int(idx[i]) for i in order if self_conf[i] < max_confidence])
