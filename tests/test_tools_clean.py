@@ -217,3 +217,29 @@ def test_a_folder_model_no_better_than_chance_flags_nothing_and_says_why(tmp_pat
     assert res["flagged"] == 0 and "no better than chance" in res["note_model"]
     assert res["chance"] == 0.5 and res["model_balanced_accuracy"] < 0.6
     assert _files(site / "work/organized/noise") == before
+
+
+def _jpeg(img: Image.Image, quality: int) -> Image.Image:
+    import io
+
+    buf = io.BytesIO()
+    img.save(buf, "JPEG", quality=quality)
+    return Image.open(io.BytesIO(buf.getvalue())).convert(img.mode)
+
+
+@pytest.mark.parametrize("original_in_grey", [False, True])
+def test_the_original_is_kept_over_its_jpeg_reencoded_copy_in_a_jpeg_dataset(original_in_grey):
+    """Datasets stored as JPEG (quality 92) get copies re-encoded at a lower quality and stored at 92
+    again; on a soft image the copy's block edges read as sharper detail, so only the re-encoding
+    test can tell, and it must allow for the second encoding (fundus, seed 1: four copies kept).
+    Measured on luminance, so an original stored in grey is not taken for the copy."""
+    from PIL import ImageFilter
+
+    from envs.synth import get_renderer
+    from tools.cleaning_detect import keep_first
+
+    soft = ImageFilter.GaussianBlur(1.5)
+    rendered = get_renderer("fundus").render("dr_moderate", np.random.default_rng(3), 128).filter(soft)
+    original = _jpeg(rendered.convert("L") if original_in_grey else rendered, 92)
+    copy = _jpeg(_jpeg(rendered, 67), 92)
+    assert keep_first([copy, original], [0, 1], (128, 128))[0] == 1
