@@ -31,7 +31,7 @@ from algorithms.registry import list_algorithms
 from envs.build import build
 from envs.oracle import prepare_task
 from fl_core.baselines import run_baselines
-from fl_core.config import GLOBAL_POOLS
+from fl_core.config import BN_CALIBRATIONS, GLOBAL_POOLS
 from fl_core.engine import Engine, load_data
 from fl_core.presets import PRESETS, preset
 
@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--global-pool", default="avg", choices=GLOBAL_POOLS)
     ap.add_argument("--algorithms", nargs="+", help="default: every registered algorithm")
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--bn-calibration", default="none", choices=("none", "local"),
+    ap.add_argument("--bn-calibration", default="none", choices=BN_CALIBRATIONS,
                     help="local: sites re-estimate the global model's BatchNorm statistics before evaluating it")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)

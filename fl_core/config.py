@@ -9,12 +9,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-__all__ = ["GLOBAL_POOLS", "METRICS", "RunConfig"]
+__all__ = ["BN_CALIBRATIONS", "GLOBAL_POOLS", "METRICS", "RunConfig"]
 
 #: Metrics the engine computes and early stopping may watch.
 METRICS = ("accuracy", "balanced_accuracy", "macro_f1", "auroc", "loss")
 #: timm's global pooling choices (``SelectAdaptivePool2d``), for the tiny CNN and every timm model.
 GLOBAL_POOLS = ("avg", "max", "avgmax", "catavgmax")
+#: How the global model's BatchNorm statistics are set before a client evaluates it (see ``bn_calibration``).
+BN_CALIBRATIONS = ("none", "local")
 
 
 @dataclass(frozen=True)
@@ -120,7 +122,7 @@ class RunConfig:
             e.append("early_stopping_patience must be >= 0 (0 disables early stopping)")
         if self.global_pool not in GLOBAL_POOLS:
             e.append(f"global_pool must be one of {GLOBAL_POOLS}, got {self.global_pool!r}")
-        if self.bn_calibration not in ("none", "local"):
+        if self.bn_calibration not in BN_CALIBRATIONS:
             e.append(f"bn_calibration must be 'none' or 'local', got {self.bn_calibration!r}")
         if self.early_stopping_metric not in METRICS:
             e.append(f"early_stopping_metric must be one of {METRICS}, got {self.early_stopping_metric!r}")

@@ -10,7 +10,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from fl_core.config import GLOBAL_POOLS
+from fl_core.config import BN_CALIBRATIONS, GLOBAL_POOLS
 
 _METRICS = ("accuracy", "balanced_accuracy", "macro_f1", "auroc")
 
@@ -35,7 +35,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--fraction-fit", type=float, default=1.0)
     p.add_argument("--min-clients", type=int, default=1)
     p.add_argument("--patience", type=int, default=0, help="early-stopping patience in rounds (0: off)")
-    p.add_argument("--bn-calibration", default="none", choices=("none", "local"),
+    p.add_argument("--bn-calibration", default="none", choices=BN_CALIBRATIONS,
                    help="local: each client re-estimates the global model's BatchNorm statistics on its own "
                         "training images before evaluating it (helps when sites' scanners differ)")
     p.add_argument("--seed", type=int, default=0)
@@ -70,11 +70,12 @@ def _train(args: argparse.Namespace) -> int:
 
     cfg = RunConfig(
         data_dirs=tuple(args.data), algorithm=args.algorithm, algorithm_params=_parse_params(args.param),
-        model=args.model, global_pool=args.global_pool, image_size=args.image_size, in_chans=args.in_chans, rounds=args.rounds,
-        local_epochs=args.local_epochs, batch_size=args.batch_size, lr=args.lr, optimizer=args.optimizer,
-        fraction_fit=args.fraction_fit, min_clients=args.min_clients, early_stopping_patience=args.patience,
-        bn_calibration=args.bn_calibration, seed=args.seed, device=args.device, num_threads=args.threads, out_dir=args.out,
-        resume=not args.no_resume, progress=not args.quiet,
+        model=args.model, global_pool=args.global_pool, image_size=args.image_size, in_chans=args.in_chans,
+        rounds=args.rounds, local_epochs=args.local_epochs, batch_size=args.batch_size, lr=args.lr,
+        optimizer=args.optimizer, fraction_fit=args.fraction_fit, min_clients=args.min_clients,
+        early_stopping_patience=args.patience, bn_calibration=args.bn_calibration, seed=args.seed,
+        device=args.device, num_threads=args.threads, out_dir=args.out, resume=not args.no_resume,
+        progress=not args.quiet,
     )
     result = run(cfg, baselines=args.baselines)
     table = Table(title=f"{cfg.algorithm}: test metrics after round {result.rounds_completed}"
