@@ -220,11 +220,12 @@ def test_a_folder_model_no_better_than_chance_flags_nothing_and_says_why(tmp_pat
 
 
 def _jpeg(img: Image.Image, quality: int) -> Image.Image:
+    """Encode and decode as the environment builder stores a JPEG."""
     import io
 
-    buf = io.BytesIO()
-    img.save(buf, "JPEG", quality=quality)
-    return Image.open(io.BytesIO(buf.getvalue())).convert(img.mode)
+    from envs.messiness import encode
+
+    return Image.open(io.BytesIO(encode(img, "jpg", quality))).convert(img.mode)
 
 
 @pytest.mark.parametrize("original_in_grey", [False, True])

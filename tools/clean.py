@@ -170,9 +170,9 @@ def make_cleaning_tools(workspace: Workspace) -> list[BaseTool]:
         if found.balanced_accuracy is not None:
             extra["model_balanced_accuracy"] = round(found.balanced_accuracy, 3)
             extra["chance"] = round(found.chance, 3)
-        if found.balanced_accuracy is not None and not found.trusted:
-            extra["note_model"] = ("the model trained on this folder predicts its classes no better than chance, "
-                                   "so it cannot tell a wrong label from a right one: nothing is flagged")
+            if not found.trusted:
+                extra["note_model"] = ("the model trained on this folder predicts its classes no better than "
+                                       "chance, so it cannot tell a wrong label from a right one: nothing is flagged")
         return _report(ws, "label_errors", mode, root, data, hits, reasons, time.perf_counter() - t0, extra)
 
     specs: list[tuple[Callable[..., dict], type[BaseModel]]] = [
