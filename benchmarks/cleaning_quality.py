@@ -5,6 +5,8 @@ produce (``work/organized/<dataset>/<given label>/<stem>.png``: every decodable 
 off-topic and noisy-label images included; corrupt files, stray files and masks left out), runs the
 three detectors in ``remove`` mode through their LangChain tools, and scores what they moved against
 the key: precision and recall per detector, summed over the modality's datasets, plus seconds.
+It also counts what the off-topic finder flags in copies of the folders with their off-topic images
+left out (its false alarms where there is nothing to find).
 A second measurement times the duplicate finder on 10,000 small synthetic images.
 
 Usage:
@@ -127,6 +129,37 @@ def evaluate_folders(folders: list[PreparedFolder], params: dict[str, dict] | No
     return totals
 
 
+def offtopic_flags_when_none_planted(folders: list[PreparedFolder], root: Path) -> dict[str, int]:
+    """How many images ``find_offtopic`` flags in copies of the folders with their off-topic images left out.
+
+    The precision above is measured on folders that all hold off-topic images; this is the false-alarm
+    rate of a folder that holds none (the copies are flagged, never changed).
+    """
+    from tools.clean import make_cleaning_tools
+    from tools.sandbox import Workspace
+
+    out = {"flagged": 0, "images": 0, "folders_flagged": 0, "folders": 0}
+    for i, f in enumerate(folders):
+        site = Path(root) / f"clean_{i}"
+        (site / "raw").mkdir(parents=True, exist_ok=True)
+        src = f.site_dir / f.rel
+        for p in src.rglob("*"):
+            if p.is_file() and p.name not in f.truth["offtopic"]:
+                dest = site / f.rel / p.relative_to(src)
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(p, dest)
+                out["images"] += 1
+        tool = {t.name: t for t in make_cleaning_tools(Workspace.open(site))}["find_offtopic"]
+        res = tool.invoke({"folder": f.rel, "mode": "flag"})
+        if not isinstance(res, dict):
+            raise TypeError(f"find_offtopic failed on a copy of {f.rel}: {res}")
+        out["flagged"] += res["flagged"]
+        out["folders_flagged"] += res["flagged"] > 0
+        out["folders"] += 1
+        shutil.rmtree(site, ignore_errors=True)
+    return out
+
+
 def duplicate_throughput(n: int = 10_000, side: int = 64, seed: int = 0) -> dict[str, float]:
     """Images/s of ``find_duplicates`` (flag mode) on ``n`` synthetic images with 5% near-duplicates."""
     from envs.messiness import near_duplicate
@@ -191,12 +224,17 @@ def main() -> None:
                 env = build(m, root, seed=args.seed, scale=args.scale, force=True)
                 sites = Path(tmp) / "sites"
                 folders = prepare_folders(env, sites)
+                none_planted = offtopic_flags_when_none_planted(folders, Path(tmp) / "clean")
                 res = evaluate_folders(folders)
                 for det, r in res.items():
                     tp, fp, fn = r["tp"], r["fp"], r["fn"]
                     tgt = " P>={:.2f} R>={:.2f}".format(*TARGETS[det])
                     print(f"{m:<16}{det:<14}{tp + fp:>6}{tp + fn:>6}{r['precision']:>7.3f}{r['recall']:>7.3f}"
                           f"{tgt:>14}{r['seconds']:>9.1f}", flush=True)
+                c = none_planted
+                print(f"{m:<16}{'offtopic, none planted':<30}flagged {c['flagged']} of {c['images']} images "
+                      f"({c['flagged'] / max(1, c['images']):.1%}), {c['folders_flagged']} of {c['folders']} folders",
+                      flush=True)
                 shutil.rmtree(sites, ignore_errors=True)
     if args.no_throughput:
         return

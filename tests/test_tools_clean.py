@@ -15,7 +15,7 @@ import torch
 from PIL import Image
 
 from tools.clean import make_cleaning_tools
-from tools.cleaning_detect import label_issues, offtopic_cut
+from tools.cleaning_detect import label_issues, offtopic_cut, tail_stands_out
 from tools.sandbox import Workspace
 
 torch.set_num_threads(1)
@@ -169,12 +169,25 @@ def test_label_error_detection_gives_the_same_answer_when_sites_are_cleaned_in_p
 @pytest.mark.parametrize(("top", "flagged"), [
     ([12.9, 7.7, 7.5, 7.3, 3.1], 4),  # one extreme image must not hide three clear ones (dermatoscopy, seed 0)
     ([8.3, 8.0, 6.0, 3.3, 3.2, 3.1, 3.1], 3),
-    ([2.9, 2.5, 2.4, 2.0, 1.9], 0),  # nothing stands out: nothing is flagged
     ([45.0, 3.1, 3.0, 2.9, 2.8], 1),
+    ([3.2, 2.6, 2.5], 3),  # a small group just above the folder's spread (histopathology, seed 2)
 ])
 def test_offtopic_cut_separates_the_tail_by_its_largest_ratio(top, flagged):
     scores = np.array(top + list(np.linspace(1.5, -1.5, 45)))
     assert int((scores >= offtopic_cut(scores)).sum()) == flagged
+
+
+@pytest.mark.parametrize("n", [40, 100, 300, 1000])  # below 40 images the tail is not tested
+@pytest.mark.parametrize("tail", ["normal", "exponential"])
+def test_offtopic_cut_flags_nothing_in_a_folder_whose_tail_continues_smoothly(n, tail):
+    """A folder without off-topic images: its highest scores continue its ordinary spread."""
+    from scipy.stats import expon, norm
+
+    q = (np.arange(n) + 0.5) / n
+    scores = norm.ppf(q) if tail == "normal" else expon.ppf(q)
+    scores = (scores - np.median(scores)) / (np.median(np.abs(scores - np.median(scores))) * 1.4826)
+    assert not tail_stands_out(scores)
+    assert int((scores >= offtopic_cut(scores)).sum()) == 0
 
 
 def _bars(n: int, flipped: set[int], learnable: bool, seed: int = 0) -> tuple[list[Image.Image], list[str]]:

@@ -136,9 +136,10 @@ def make_cleaning_tools(workspace: Workspace) -> list[BaseTool]:
     def find_offtopic(folder: str, mode: Mode = "flag", z_threshold: float = OFFTOPIC_Z) -> dict:
         """Find images that do not belong to the folder's imaging modality (another modality, a photo of a form).
 
-        Scores each image by how far its colour, texture and layout features lie from its nearest
+        Scores each image by how far its colour, hue, texture and layout features lie from its nearest
         neighbours in the folder, and flags the scores that stand apart from the folder's usual
-        spread (above the largest gap in the highest scores, or robust z-score > z_threshold).
+        spread (above the largest gap in the highest scores, when a drop there is larger than the
+        folder's ordinary tail allows; or robust z-score > z_threshold).
         Use mode='remove' to move them to work/removed/offtopic/.
         """
         t0 = time.perf_counter()
