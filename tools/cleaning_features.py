@@ -3,9 +3,9 @@
 No pretrained weights are allowed, so off-topic and label-error detection work on features that
 describe an image the way the modalities differ: colour, hue and saturation, grey-level statistics
 and histogram, coarse spatial layout (an 8x8 thumbnail), edge-orientation histograms on a grid
-(shape), and the radial power spectrum (texture). A grey image in a colour folder is judged on its grey-level
-content: colour features of images stored without colour are replaced by the folder median (see
-:func:`feature_matrix`).
+(shape), and the radial power spectrum (texture). A grey image in a colour folder is judged on its
+grey-level content: colour features of images stored without colour are replaced by the folder
+median (see :func:`feature_matrix`).
 """
 
 from __future__ import annotations
@@ -170,7 +170,8 @@ COLOUR_BLOCKS = 3
 #: that is near-constant in a folder (the share of white pixels in MRI, say) turned a small on-topic
 #: difference into a distance larger than another modality's: MRI precision 0.88 at scale 1, seed 0.
 #: Over seeds 0-4 the bound took the off-topic ranking (share of off-topic images among a folder's
-#: top-scored, as many as it has) from 0.985 to 0.999 on average (``benchmarks/cleaning_quality.py``).
+#: top-scored, as many as it has) from 0.985 to 0.999 on average, on the folders the cleaning-quality
+#: benchmark organises (``benchmarks/cleaning_quality.py``), read at 64 px.
 FEATURE_CLIP = 12.0
 
 
