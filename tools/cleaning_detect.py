@@ -190,7 +190,7 @@ def offtopic_cut(scores: np.ndarray, z: float = OFFTOPIC_Z) -> float:
     difference, rather than ratio, stopped after one extreme image in folders such as
     12.9, 7.7, 7.5, 7.3 | 3.1: dermatoscopy recall 0.50 against 0.75 at scale 1, seed 0.)
     """
-    top = np.sort(scores)[::-1][: max(2, int(np.ceil(OFFTOPIC_TAIL * len(scores))) + 1)]
+    top = np.sort(scores)[::-1][: _tail_length(len(scores))]
     above = np.flatnonzero(top[:-1] > OFFTOPIC_MIN_Z)
     if not len(above) or not tail_stands_out(scores):
         return z
@@ -213,7 +213,7 @@ def tail_stands_out(scores: np.ndarray) -> bool:
     srt = np.sort(scores)[::-1]
     if n < OFFTOPIC_SPACING_MIN_IMAGES or srt[0] >= OFFTOPIC_CLEAR_Z:
         return True
-    tail = max(2, int(np.ceil(OFFTOPIC_TAIL * n)) + 1)
+    tail = _tail_length(n)
     ref = min(n, max(tail + 3, int(np.ceil(OFFTOPIC_SPACING_REF * n))))
     spacing = np.arange(1, ref) * (srt[:ref - 1] - srt[1:ref])
     for j in range(min(tail, ref - 3)):
@@ -222,6 +222,11 @@ def tail_stands_out(scores: np.ndarray) -> bool:
         if spacing[j] >= OFFTOPIC_SPACING * (spacing[j + 1:].mean() + 1e-9):
             return True
     return False
+
+
+def _tail_length(n: int) -> int:
+    """How many of a folder's highest scores are searched: the top :data:`OFFTOPIC_TAIL` share, plus one below."""
+    return max(2, int(np.ceil(OFFTOPIC_TAIL * n)) + 1)
 
 
 def out_of_fold_probs(features: np.ndarray, labels: np.ndarray, folds: int, seed: int = 0) -> np.ndarray:
