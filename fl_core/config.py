@@ -123,7 +123,7 @@ class RunConfig:
         if self.global_pool not in GLOBAL_POOLS:
             e.append(f"global_pool must be one of {GLOBAL_POOLS}, got {self.global_pool!r}")
         if self.bn_calibration not in BN_CALIBRATIONS:
-            e.append(f"bn_calibration must be 'none' or 'local', got {self.bn_calibration!r}")
+            e.append(f"bn_calibration must be {' or '.join(map(repr, BN_CALIBRATIONS))}, got {self.bn_calibration!r}")
         if self.early_stopping_metric not in METRICS:
             e.append(f"early_stopping_metric must be one of {METRICS}, got {self.early_stopping_metric!r}")
         if self.device not in ("cpu", "cuda") and not self.device.startswith("cuda:"):
