@@ -15,7 +15,7 @@ import torch
 from PIL import Image
 
 from tools.clean import make_cleaning_tools
-from tools.cleaning_detect import label_issues, offtopic_cut, offtopic_indices, tail_stands_out
+from tools.cleaning_detect import group_cut, label_issues, offtopic_cut, offtopic_indices, tail_stands_out
 from tools.sandbox import Workspace
 
 torch.set_num_threads(1)
@@ -205,6 +205,36 @@ def test_tail_spacing_test_accepts_a_smooth_exponential_tail(n, monkeypatch):
 
     monkeypatch.setattr(detect, "OFFTOPIC_CLEAR_Z", np.inf)
     assert not tail_stands_out(_smooth_tail(n, "exponential"))
+
+
+def _folder_with_a_group_below_the_cut(spread: float) -> tuple[np.ndarray, np.ndarray]:
+    """Scores and features of 150 ordinary images, two far outliers, and three images scoring 2.1-1.9
+    (under the largest drop, 4.3 -> 2.1) that lie ``spread`` apart around one point far from the rest."""
+    rng = np.random.default_rng(0)
+    bulk = rng.normal(0, 1, (150, 10))
+    centre = np.full(10, 6.0)
+    group = centre + rng.normal(0, spread, (3, 10))
+    features = np.vstack([rng.normal(0, 1, (2, 10)) + 20, group, bulk])
+    scores = np.concatenate([[4.8, 4.3, 2.1, 2.0, 1.9], np.linspace(1.4, -1.5, 150)])
+    return scores, features
+
+
+@pytest.mark.parametrize(("spread", "flagged"), [(0.05, 5), (2.0, 2)])
+def test_offtopic_group_cut_takes_in_a_tight_clump_below_the_largest_drop_but_not_a_loose_one(spread, flagged):
+    """Three fundus photographs among vignetted skin images: alike, so each has near neighbours and
+    scores under the two clearest outliers (dermatoscopy seed 0). Images that are merely spread out
+    in the tail are no group and stay."""
+    scores, features = _folder_with_a_group_below_the_cut(spread)
+    cut = offtopic_cut(scores)
+    assert int((scores >= cut).sum()) == 2
+    assert int((scores >= group_cut(scores, features, cut)).sum()) == flagged
+
+
+@pytest.mark.parametrize("n", [40, 100, 300])
+def test_offtopic_group_cut_leaves_a_smooth_tail_alone(n):
+    scores = _smooth_tail(n, "normal")
+    features = np.random.default_rng(n).normal(0, 1, (n, 10))
+    assert group_cut(scores, features, offtopic_cut(scores)) == offtopic_cut(scores)
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])

@@ -139,7 +139,8 @@ def make_cleaning_tools(workspace: Workspace) -> list[BaseTool]:
         Scores each image by how far its colour, hue, texture and layout features lie from its nearest
         neighbours in the folder, and flags the scores that stand apart from the folder's usual
         spread (above the largest gap in the highest scores, when a drop there is larger than the
-        folder's ordinary tail allows; or robust z-score > z_threshold).
+        folder's ordinary tail allows, together with a tight group of alike images just below it;
+        or robust z-score > z_threshold).
         Use mode='remove' to move them to work/removed/offtopic/.
         """
         t0 = time.perf_counter()
