@@ -15,7 +15,14 @@ import torch
 from PIL import Image
 
 from tools.clean import make_cleaning_tools
-from tools.cleaning_detect import group_cut, label_issues, offtopic_cut, offtopic_indices, tail_stands_out
+from tools.cleaning_detect import (
+    group_cut,
+    label_issues,
+    offtopic_cut,
+    offtopic_indices,
+    outlier_scores,
+    tail_stands_out,
+)
 from tools.sandbox import Workspace
 
 torch.set_num_threads(1)
@@ -205,6 +212,18 @@ def test_tail_spacing_test_accepts_a_smooth_exponential_tail(n, monkeypatch):
 
     monkeypatch.setattr(detect, "OFFTOPIC_CLEAR_Z", np.inf)
     assert not tail_stands_out(_smooth_tail(n, "exponential"))
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_outlier_score_ranks_a_small_group_of_alike_images_above_every_ordinary_one(seed):
+    """Three near-identical images far from the folder are each other's nearest neighbours; scored by
+    the mean distance to the five nearest alone they ranked among ordinary images (seeds 1 and 3)."""
+    rng = np.random.default_rng(seed)
+    centre = np.zeros(10)
+    centre[0] = 8.0
+    features = np.vstack([centre + rng.normal(0, 0.05, (3, 10)), rng.normal(0, 1, (120, 10))])
+    scores = outlier_scores(features)
+    assert scores[:3].min() > scores[3:].max()
 
 
 def _folder_with_a_group_below_the_cut(spread: float) -> tuple[np.ndarray, np.ndarray]:
