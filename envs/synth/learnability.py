@@ -96,6 +96,39 @@ def balanced_accuracy(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) ->
     return float(np.mean(recalls))
 
 
+def to_tensor(x: np.ndarray) -> torch.Tensor:
+    """uint8 images N x C x H x W as the float tensor :class:`SmallCNN` is trained on (-1 to 1)."""
+    return torch.from_numpy(x).float().div_(127.5).sub_(1.0)
+
+
+def train_small_cnn(xt: torch.Tensor, yt: torch.Tensor, train_idx: np.ndarray, n_classes: int, *, epochs: int,
+                    seed: int = 0, batch_size: int = 64, lr: float = 3e-3,
+                    rng: np.random.Generator | None = None) -> SmallCNN:
+    """Train a :class:`SmallCNN` on the images ``train_idx`` of ``xt`` (AdamW, one-cycle, random flips)."""
+    rng = rng or np.random.default_rng(seed + 1)
+    torch.manual_seed(seed)
+    model = SmallCNN(xt.shape[1], n_classes)
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
+    steps = epochs * int(np.ceil(len(train_idx) / batch_size))
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=max(steps, 1))
+    loss_fn = nn.CrossEntropyLoss()
+    model.train()
+    for epoch in range(epochs):
+        order = rng.permutation(train_idx)
+        for i in range(0, len(order), batch_size):
+            b = torch.from_numpy(order[i : i + batch_size])
+            xb = xt[b]
+            if rng.random() < 0.5:  # flips: anatomy-side is never the label
+                xb = xb.flip(3)
+            opt.zero_grad()
+            loss = loss_fn(model(xb), yt[b])
+            loss.backward()
+            opt.step()
+            sched.step()
+        log.debug("epoch %d loss %.3f", epoch, loss.item())
+    return model
+
+
 def learnability(
     modality: str,
     *,
@@ -133,29 +166,9 @@ def learnability(
         for k in range(n_classes):
             idx = np.flatnonzero(y == k)
             test[rng.choice(idx, max(1, round(len(idx) * test_fraction)), replace=False)] = True
-        xt = torch.from_numpy(x).float().div_(127.5).sub_(1.0)
-        yt = torch.from_numpy(y)
-        torch.manual_seed(seed)
-        model = SmallCNN(x.shape[1], n_classes)
-        opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
-        train_idx = np.flatnonzero(~test)
-        steps = epochs * int(np.ceil(len(train_idx) / batch_size))
-        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=max(steps, 1))
-        loss_fn = nn.CrossEntropyLoss()
-        model.train()
-        for epoch in range(epochs):
-            order = rng.permutation(train_idx)
-            for i in range(0, len(order), batch_size):
-                b = torch.from_numpy(order[i : i + batch_size])
-                xb = xt[b]
-                if rng.random() < 0.5:  # flips: anatomy-side is never the label
-                    xb = xb.flip(3)
-                opt.zero_grad()
-                loss = loss_fn(model(xb), yt[b])
-                loss.backward()
-                opt.step()
-                sched.step()
-            log.debug("%s epoch %d loss %.3f", modality, epoch, loss.item())
+        xt = to_tensor(x)
+        model = train_small_cnn(xt, torch.from_numpy(y), np.flatnonzero(~test), n_classes, epochs=epochs, seed=seed,
+                                batch_size=batch_size, lr=lr, rng=rng)
         model.eval()
         with torch.no_grad():
             pred = torch.cat([model(xt[torch.from_numpy(c)]).argmax(1) for c in np.array_split(np.flatnonzero(test), 8)
