@@ -133,7 +133,10 @@ def offtopic_flags_when_none_planted(folders: list[PreparedFolder], root: Path) 
     """How many images ``find_offtopic`` flags in copies of the folders with their off-topic images left out.
 
     The precision above is measured on folders that all hold off-topic images; this is the false-alarm
-    rate of a folder that holds none (the copies are flagged, never changed).
+    rate of a folder that holds none (the copies are flagged, never changed). The planted duplicate
+    copies are left out too: the duplicate step runs first (here in :func:`evaluate_folders`, in the
+    C2 prompt and in the scripted C2), and a re-encoded or altered copy in a very uniform folder is
+    itself unusual (fundus, seed 1, read at 64 px: 34 images flagged with the copies in, 1 without).
     """
     from tools.clean import make_cleaning_tools
     from tools.sandbox import Workspace
@@ -144,7 +147,7 @@ def offtopic_flags_when_none_planted(folders: list[PreparedFolder], root: Path) 
         (site / "raw").mkdir(parents=True, exist_ok=True)
         src = f.site_dir / f.rel
         for p in src.rglob("*"):
-            if p.is_file() and p.name not in f.truth["offtopic"]:
+            if p.is_file() and p.name not in f.truth["offtopic"] | f.truth["duplicates"]:
                 dest = site / f.rel / p.relative_to(src)
                 dest.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy2(p, dest)
