@@ -20,7 +20,7 @@ from pydantic import BaseModel, Field
 
 from tools.cleaning_detect import (
     DUPLICATE_SIMILARITY,
-    LABEL_MAX_CONFIDENCE,
+    LABEL_MIN_MARGIN,
     OFFTOPIC_Z,
     duplicate_groups,
     label_issues,
@@ -56,9 +56,10 @@ class OfftopicArgs(_Folder):
 
 class LabelErrorArgs(_Folder):
     folds: int = Field(default=5, ge=2, le=10, description="cross-validation folds for out-of-fold predictions")
-    max_confidence: float = Field(default=LABEL_MAX_CONFIDENCE, gt=0.0, le=1.0,
-                                  description="report an image only if the model gives its folder's label "
-                                              "less than this probability")
+    min_margin: float = Field(default=LABEL_MIN_MARGIN, ge=0.0, lt=1.0,
+                              description="report an image only if the model's likeliest class beats its "
+                                          "folder's label by more than this probability; raise it to flag "
+                                          "fewer, surer images, lower it to find more")
 
 
 def _open_folder(ws: Workspace, folder: str, write: bool) -> tuple[Path, FolderImages]:
@@ -152,7 +153,7 @@ def make_cleaning_tools(workspace: Workspace) -> list[BaseTool]:
         return _report(ws, "offtopic", mode, root, data, hits, reasons, time.perf_counter() - t0, extra)
 
     def find_label_errors(folder: str, mode: Mode = "flag", folds: int = 5,
-                          max_confidence: float = LABEL_MAX_CONFIDENCE) -> dict:
+                          min_margin: float = LABEL_MIN_MARGIN) -> dict:
         """Find images that are likely in the wrong class sub-folder (confident learning, cleanlab).
 
         Trains a small model on the folder's own images with k-fold cross-validation, so every
@@ -163,7 +164,7 @@ def make_cleaning_tools(workspace: Workspace) -> list[BaseTool]:
         """
         t0 = time.perf_counter()
         root, data = _open_folder(ws, folder, write=mode == "remove")
-        found = label_issues(data.images, data.labels, folds, max_confidence=max_confidence)
+        found = label_issues(data.images, data.labels, folds, min_margin=min_margin)
         hits = [data.paths[i] for i in found.indices]
         reasons = {data.paths[i]: f"label '{data.labels[i]}' contradicted by out-of-fold predictions"
                    for i in found.indices}
