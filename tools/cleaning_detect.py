@@ -245,10 +245,8 @@ def tail_stands_out(scores: np.ndarray) -> bool:
     srt = np.sort(scores)[::-1]
     if n < OFFTOPIC_SPACING_MIN_IMAGES or srt[0] >= OFFTOPIC_CLEAR_Z:
         return True
-    tail = _tail_length(n)
-    ref = min(n, max(tail + 3, int(np.ceil(OFFTOPIC_SPACING_REF * n))))
-    spacing = np.arange(1, ref) * (srt[:ref - 1] - srt[1:ref])
-    for j in range(min(tail, ref - 3)):
+    spacing = _normalised_spacings(srt)
+    for j in range(_tail_searched(n)):
         if srt[j] < OFFTOPIC_MIN_Z:
             break
         if spacing[j] >= OFFTOPIC_SPACING * (spacing[j + 1:].mean() + 1e-9):
@@ -259,6 +257,22 @@ def tail_stands_out(scores: np.ndarray) -> bool:
 def _tail_length(n: int) -> int:
     """How many of a folder's highest scores are searched: the top :data:`OFFTOPIC_TAIL` share, plus one below."""
     return max(2, int(np.ceil(OFFTOPIC_TAIL * n)) + 1)
+
+
+def _reference_length(n: int) -> int:
+    """How many of the highest scores the spacing tests look at: the searched tail and a reference below."""
+    return min(n, max(_tail_length(n) + 3, int(np.ceil(OFFTOPIC_SPACING_REF * n))))
+
+
+def _tail_searched(n: int) -> int:
+    """How many of the highest scores may start a drop, leaving at least two spacings below each."""
+    return min(_tail_length(n), _reference_length(n) - 3)
+
+
+def _normalised_spacings(srt: np.ndarray) -> np.ndarray:
+    """Renyi's normalised spacings ``i * (s_(i) - s_(i+1))`` of scores sorted highest first."""
+    ref = _reference_length(len(srt))
+    return np.arange(1, ref) * (srt[:ref - 1] - srt[1:ref])
 
 
 def group_cut(scores: np.ndarray, features: np.ndarray, cut: float) -> float:
@@ -274,11 +288,9 @@ def group_cut(scores: np.ndarray, features: np.ndarray, cut: float) -> float:
         return cut
     order = np.argsort(-scores)
     srt = scores[order]
-    tail = _tail_length(n)
-    ref = min(n, max(tail + 3, int(np.ceil(OFFTOPIC_SPACING_REF * n))))
-    spacing = np.arange(1, ref) * (srt[:ref - 1] - srt[1:ref])
+    spacing = _normalised_spacings(srt)
     lowered = cut
-    for j in range(min(tail, ref - 3)):
+    for j in range(_tail_searched(n)):
         if srt[j] < OFFTOPIC_MIN_Z:
             break
         drop = np.log(srt[j] / max(srt[j + 1], 0.5))
