@@ -245,13 +245,7 @@ def tail_stands_out(scores: np.ndarray) -> bool:
     srt = np.sort(scores)[::-1]
     if n < OFFTOPIC_SPACING_MIN_IMAGES or srt[0] >= OFFTOPIC_CLEAR_Z:
         return True
-    spacing = _normalised_spacings(srt)
-    for j in range(_tail_searched(n)):
-        if srt[j] < OFFTOPIC_MIN_Z:
-            break
-        if spacing[j] >= OFFTOPIC_SPACING * (spacing[j + 1:].mean() + 1e-9):
-            return True
-    return False
+    return bool(_drops_standing_out(srt, OFFTOPIC_SPACING))
 
 
 def _tail_length(n: int) -> int:
@@ -269,10 +263,19 @@ def _tail_searched(n: int) -> int:
     return min(_tail_length(n), _reference_length(n) - 3)
 
 
-def _normalised_spacings(srt: np.ndarray) -> np.ndarray:
-    """Renyi's normalised spacings ``i * (s_(i) - s_(i+1))`` of scores sorted highest first."""
+def _drops_standing_out(srt: np.ndarray, factor: float) -> list[int]:
+    """Positions ``j`` in the searched tail of ``srt`` (scores sorted highest first, ``srt[j]`` at least
+    :data:`OFFTOPIC_MIN_Z`) whose Renyi normalised spacing ``j * (s_(j) - s_(j+1))`` is at least
+    ``factor`` times the mean of the spacings below it."""
     ref = _reference_length(len(srt))
-    return np.arange(1, ref) * (srt[:ref - 1] - srt[1:ref])
+    spacing = np.arange(1, ref) * (srt[:ref - 1] - srt[1:ref])
+    out = []
+    for j in range(_tail_searched(len(srt))):
+        if srt[j] < OFFTOPIC_MIN_Z:
+            break
+        if spacing[j] >= factor * (spacing[j + 1:].mean() + 1e-9):
+            out.append(j)
+    return out
 
 
 def group_cut(scores: np.ndarray, features: np.ndarray, cut: float) -> float:
@@ -288,15 +291,10 @@ def group_cut(scores: np.ndarray, features: np.ndarray, cut: float) -> float:
         return cut
     order = np.argsort(-scores)
     srt = scores[order]
-    spacing = _normalised_spacings(srt)
     lowered = cut
-    for j in range(_tail_searched(n)):
-        if srt[j] < OFFTOPIC_MIN_Z:
-            break
+    for j in _drops_standing_out(srt, OFFTOPIC_GROUP_SPACING):
         drop = np.log(srt[j] / max(srt[j + 1], 0.5))
-        stands_out = spacing[j] >= OFFTOPIC_GROUP_SPACING * (spacing[j + 1:].mean() + 1e-9)
-        if srt[j] < cut and stands_out and drop >= OFFTOPIC_GROUP_DROP and _is_clump(features, order[:j + 1],
-                                                                                      scores < cut):
+        if srt[j] < cut and drop >= OFFTOPIC_GROUP_DROP and _is_clump(features, order[:j + 1], scores < cut):
             lowered = float(srt[j])
     return lowered
 
