@@ -27,8 +27,10 @@ import argparse
 import logging
 import tempfile
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -83,22 +85,25 @@ def site_probs(f: Folder) -> np.ndarray:
     return out_of_fold_probs(feature_matrix(f.images), f.given, folds=5)
 
 
-def pooled_probs(folders: list[Folder], modality: str, fit_predict, folds: int, seed: int) -> list[np.ndarray]:
+def pooled_probs(folders: list[Folder], modality: str, encode: Callable[[list[Image.Image]], Any],
+                 fit_predict: Callable[[Any, np.ndarray, Any, int], np.ndarray], folds: int,
+                 seed: int) -> list[np.ndarray]:
     """Out-of-fold probabilities of a model trained on every site's images with their *true* concepts.
 
-    The images of all datasets are pooled and split into ``folds``; each image is scored by a model
-    that never saw it, over all the modality's concepts, then restricted to its dataset's concepts.
+    The images of all datasets are pooled, encoded once (``encode``) and split into ``folds``; each
+    image is scored by a model that never saw it (``fit_predict(x_train, y_train, x_test, n_classes)``),
+    over all the modality's concepts, then restricted to its dataset's concepts.
     """
     from sklearn.model_selection import StratifiedKFold
 
-    images = [im for f in folders for im in f.images]
     true = np.array([CONCEPTS[modality].index(f.concepts[t]) if t >= 0 else -1 for f in folders for t in f.true])
     keep = np.flatnonzero(true >= 0)
-    probs = np.full((len(images), len(CONCEPTS[modality])), 1e-6)
+    images = [im for f in folders for im in f.images]
+    x = encode([images[i] for i in keep])  # rows follow ``keep``
+    probs = np.full((len(true), len(CONCEPTS[modality])), 1e-6)
     splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
     for train, test in splitter.split(keep, true[keep]):
-        tr, te = keep[train], keep[test]
-        probs[te] = fit_predict([images[i] for i in tr], true[tr], [images[i] for i in te], len(CONCEPTS[modality]))
+        probs[keep[test]] = fit_predict(x[train], true[keep[train]], x[test], len(CONCEPTS[modality]))
     out, start = [], 0
     for f in folders:
         cols = [CONCEPTS[modality].index(c) for c in f.concepts]
@@ -108,38 +113,26 @@ def pooled_probs(folders: list[Folder], modality: str, fit_predict, folds: int, 
     return out
 
 
-def features_fit_predict(train: list[Image.Image], y: np.ndarray, test: list[Image.Image], n_classes: int) -> np.ndarray:
-    """The detector's features and model, trained on ``train``."""
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
+def cnn_input(images: list[Image.Image]):
+    """Images as the learnability ``SmallCNN`` takes them: 64 px, grey when every image is grey."""
+    from envs.synth.learnability import to_tensor
 
-    from tools.cleaning_features import feature_matrix
-
-    x = feature_matrix(train + test)
-    model = make_pipeline(StandardScaler(), LogisticRegression(C=0.05, max_iter=2000)).fit(x[:len(train)], y)
-    p = np.zeros((len(test), n_classes))
-    p[:, model.classes_] = model.predict_proba(x[len(train):])
-    return p
+    mode = "L" if all(im.mode == "L" for im in images) else "RGB"
+    arr = np.stack([np.asarray(im.convert(mode).resize((64, 64), Image.Resampling.BILINEAR)) for im in images])
+    return to_tensor(np.ascontiguousarray(arr[:, None] if mode == "L" else arr.transpose(0, 3, 1, 2)))
 
 
-def cnn_fit_predict(epochs: int, seed: int):
-    """A learnability ``SmallCNN`` (64 px) trained on ``train``; its softmax on ``test``."""
-    def fit_predict(train: list[Image.Image], y: np.ndarray, test: list[Image.Image], n_classes: int) -> np.ndarray:
+def cnn_fit_predict(epochs: int, seed: int) -> Callable[[Any, np.ndarray, Any, int], np.ndarray]:
+    """A learnability ``SmallCNN`` trained on ``x_train``; its softmax on ``x_test``."""
+    def fit_predict(x_train, y_train: np.ndarray, x_test, n_classes: int) -> np.ndarray:
         import torch
 
-        from envs.synth.learnability import to_tensor, train_small_cnn
+        from envs.synth.learnability import train_small_cnn
 
-        mode = "L" if all(im.mode == "L" for im in train[:50]) else "RGB"
-
-        def tensor(ims: list[Image.Image]) -> torch.Tensor:
-            arr = np.stack([np.asarray(im.convert(mode).resize((64, 64), Image.Resampling.BILINEAR)) for im in ims])
-            return to_tensor(np.ascontiguousarray(arr[:, None] if mode == "L" else arr.transpose(0, 3, 1, 2)))
-
-        model = train_small_cnn(tensor(train), torch.from_numpy(y), np.arange(len(y)), n_classes, epochs=epochs,
-                                seed=seed).eval()
+        model = train_small_cnn(x_train, torch.from_numpy(y_train), np.arange(len(y_train)), n_classes,
+                                epochs=epochs, seed=seed).eval()
         with torch.no_grad():
-            return torch.softmax(model(tensor(test)), dim=1).numpy()
+            return torch.softmax(model(x_test), dim=1).numpy()
     return fit_predict
 
 
@@ -149,10 +142,14 @@ MODELS = ("site", "pooled", "cnn")
 def probabilities(model: str, folders: list[Folder], modality: str, folds: int, epochs: int,
                   seed: int) -> list[np.ndarray]:
     """Each folder's probabilities over its concepts from one of :data:`MODELS`."""
+    from tools.cleaning_detect import fit_predict_proba
+    from tools.cleaning_features import feature_matrix
+
     if model == "site":
         return [site_probs(f) for f in folders]
-    fit_predict = features_fit_predict if model == "pooled" else cnn_fit_predict(epochs, seed)
-    return pooled_probs(folders, modality, fit_predict, folds, seed)
+    if model == "pooled":
+        return pooled_probs(folders, modality, feature_matrix, fit_predict_proba, folds, seed)
+    return pooled_probs(folders, modality, cnn_input, cnn_fit_predict(epochs, seed), folds, seed)
 
 
 def scores(folders: list[Folder], probs: list[np.ndarray]) -> dict[str, float]:
@@ -201,6 +198,7 @@ def main() -> None:
             s = scores(folders, probs)
             print(f"{m:<16}{name:<9}{s['images']:>7}{s['errors']:>7}{s['balanced_accuracy']:>8.3f}{s['ap']:>7.3f}"
                   f"{s['p_at_r50']:>7.3f}{s['cl_precision']:>8.3f}{s['cl_recall']:>7.3f}", flush=True)
+
 
 if __name__ == "__main__":
     main()

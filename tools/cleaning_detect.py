@@ -320,22 +320,28 @@ def _is_clump(features: np.ndarray, taken: np.ndarray, below_cut: np.ndarray) ->
 
 def out_of_fold_probs(features: np.ndarray, labels: np.ndarray, folds: int, seed: int = 0) -> np.ndarray:
     """Predicted class probabilities for each image from a model that never saw it (k-fold)."""
-    from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import StratifiedKFold
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
 
     n_classes = int(labels.max()) + 1
     probs = np.zeros((len(labels), n_classes))
     smallest = int(np.bincount(labels).min())
     splitter = StratifiedKFold(n_splits=max(2, min(folds, smallest)), shuffle=True, random_state=seed)
     for train, test in splitter.split(features, labels):
-        model = make_pipeline(StandardScaler(), LogisticRegression(C=0.05, max_iter=2000))
-        model.fit(features[train], labels[train])
-        p = np.zeros((len(test), n_classes))
-        p[:, model.classes_] = model.predict_proba(features[test])
-        probs[test] = p
+        probs[test] = fit_predict_proba(features[train], labels[train], features[test], n_classes)
     return probs
+
+
+def fit_predict_proba(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, n_classes: int) -> np.ndarray:
+    """The label-error detector's model (scaled, strongly regularised logistic regression) fitted on
+    ``x_train``: its probabilities for ``x_test`` over all ``n_classes``, zero for classes it never saw."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    model = make_pipeline(StandardScaler(), LogisticRegression(C=0.05, max_iter=2000)).fit(x_train, y_train)
+    p = np.zeros((len(x_test), n_classes))
+    p[:, model.classes_] = model.predict_proba(x_test)
+    return p
 
 
 _CLEANLAB_LOCK = threading.Lock()
