@@ -9,13 +9,12 @@ counts and a few quoted file names, never pixels.
 from __future__ import annotations
 
 import json
-import shutil
+import os
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
-from langchain_core.tools import BaseTool, StructuredTool, ToolException
+from langchain_core.tools import BaseTool, ToolException
 from pydantic import BaseModel, Field
 
 from tools.cleaning_detect import (
@@ -30,6 +29,7 @@ from tools.cleaning_features import FolderImages, load_folder
 from tools.privacy import DATA_NOTE, as_data, bounded
 from tools.sandbox import Workspace
 
+REMOVED = "removed"
 Mode = Literal["flag", "remove"]
 MAX_EXAMPLES = 5
 
@@ -63,15 +63,22 @@ class LabelErrorArgs(_Folder):
 
 
 def _open_folder(ws: Workspace, folder: str, write: bool) -> tuple[Path, FolderImages]:
+    """The organised folder to clean: under ``work/`` only (never raw/, the site root or work/removed/).
+
+    Cleaning reads class sub-folders the organiser wrote; a raw folder would echo the site's own file
+    paths (patient-numbered folders among them) and is refused even in 'flag' mode.
+    """
     root = ws.resolve(folder, write=write)
     if not root.is_dir():
-        raise ToolException(f"{folder!r} is a file; pass the organised folder that holds the class sub-folders")
-    if root == ws.work or ws.work / "removed" in [root, *root.parents]:
-        raise ToolException(f"{folder!r} is not an organised dataset folder; pass 'work/organized/<dataset>'")
+        raise ToolException(f"{as_data(folder, 120)} is a file; pass the organised folder that holds the class "
+                            "sub-folders, e.g. 'work/organized/<dataset>'")
+    if ws.work not in root.parents or ws.work / REMOVED in [root, *root.parents]:
+        raise ToolException(f"{as_data(folder, 120)} is not an organised dataset folder: cleaning works only on "
+                            "folders under 'work/' that organize_dataset wrote; pass 'work/organized/<dataset>'")
     files = ws.walk_files(root)
     data = load_folder(files, root)
     if not data.images:
-        raise ToolException(f"{folder!r} holds no readable images; organise the dataset into it first "
+        raise ToolException(f"{as_data(folder, 120)} holds no readable images; organise the dataset into it first "
                             f"({len(data.unreadable)} unreadable, {len(data.skipped)} non-image files)")
     return root, data
 
@@ -82,16 +89,21 @@ def _names(ws: Workspace, root: Path, paths: list[Path]) -> list[str]:
 
 def _move(ws: Workspace, step: str, root: Path, paths: list[Path], reasons: dict[Path, str]) -> str:
     """Move ``paths`` under work/removed/<step>/<folder>/ keeping their class sub-folders; write manifest."""
-    dest_root = ws.work / "removed" / step / root.relative_to(ws.work).as_posix().replace("/", "__")
-    dest_root.mkdir(parents=True, exist_ok=True)
-    manifest_path = dest_root / "manifest.json"
+    dest_root = ws.work / REMOVED / step / root.relative_to(ws.work).as_posix().replace("/", "__")
+    manifest_path = ws.writable(dest_root / "manifest.json")  # refuses a link at work/removed/... first
+    for p in paths:
+        ws.writable(p)
+        ws.writable(dest_root / p.relative_to(root))
+    ws.make_dir(dest_root)
     records = json.loads(manifest_path.read_text())["moved"] if manifest_path.exists() else []
     for p in paths:
         target = dest_root / p.relative_to(root)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.move(p, target)
+        ws.make_dir(target.parent)
+        if os.path.lexists(target):  # moved there by an earlier run and put back: keep both
+            target = target.with_name(f"{target.stem}_{len(records)}{target.suffix}")
+        ws.move(p, target)
         records.append({"from": ws.rel(p), "to": ws.rel(target), "reason": reasons.get(p, step)})
-    manifest_path.write_text(json.dumps({"step": step, "folder": ws.rel(root), "moved": records}, indent=1))
+    ws.write_text(manifest_path, json.dumps({"step": step, "folder": ws.rel(root), "moved": records}, indent=1))
     return ws.rel(manifest_path)
 
 
@@ -110,79 +122,80 @@ def _report(ws: Workspace, step: str, mode: Mode, root: Path, data: FolderImages
     return out
 
 
+def find_duplicates(ws: Workspace, folder: str, mode: Mode = "flag",
+                    min_similarity: float = DUPLICATE_SIMILARITY) -> dict:
+    """Find near-duplicate images (resized, re-encoded or slightly cropped copies) in an organised folder.
+
+    Groups images whose perceptual fingerprints match and keeps one per group (the one at the
+    folder's usual size and sharpest, i.e. the likely original). Use mode='remove' to move the
+    extra copies to work/removed/duplicates/ (a manifest lists them; nothing is deleted).
+    Run this first: duplicates would otherwise leak between training and test splits.
+    """
+    t0 = time.perf_counter()
+    root, data = _open_folder(ws, folder, write=mode == "remove")
+    groups = duplicate_groups(data.images, min_similarity)
+    hits, reasons = [], {}
+    for g in groups:
+        keep = data.paths[g[0]]
+        for i in g[1:]:
+            hits.append(data.paths[i])
+            reasons[data.paths[i]] = f"near-duplicate of {ws.rel(keep)}"
+    return _report(ws, "duplicates", mode, root, data, hits, reasons, time.perf_counter() - t0,
+                   {"groups": len(groups)})
+
+
+def find_offtopic(ws: Workspace, folder: str, mode: Mode = "flag", z_threshold: float = OFFTOPIC_Z) -> dict:
+    """Find images that do not belong to the folder's imaging modality (another modality, a photo of a form).
+
+    Scores each image by how far its colour, hue, texture and layout features lie from its nearest
+    neighbours in the folder, and flags the scores that stand apart from the folder's usual
+    spread (above the largest gap in the highest scores, when a drop there is larger than the
+    folder's ordinary tail allows, together with a tight group of alike images just below it;
+    or robust z-score > z_threshold).
+    Use mode='remove' to move them to work/removed/offtopic/.
+    """
+    t0 = time.perf_counter()
+    root, data = _open_folder(ws, folder, write=mode == "remove")
+    idx, scores = offtopic_indices(data.images, z_threshold)
+    hits = [data.paths[i] for i in idx]
+    reasons = {data.paths[i]: f"outlier score z={scores[i]:.1f}" for i in idx}
+    extra = {"note_small": "fewer than 4 images: nothing can be called an outlier"} if len(data.images) < 4 else {}
+    return _report(ws, "offtopic", mode, root, data, hits, reasons, time.perf_counter() - t0, extra)
+
+
+def find_label_errors(ws: Workspace, folder: str, mode: Mode = "flag", folds: int = 5,
+                      min_margin: float = LABEL_MIN_MARGIN) -> dict:
+    """Find images that are likely in the wrong class sub-folder (confident learning, cleanlab).
+
+    Trains a small model on the folder's own images with k-fold cross-validation, so every
+    image is judged by a model that never saw it, and reports images whose folder label the
+    model confidently contradicts. The report gives that model's balanced accuracy against chance;
+    when it is no better than chance nothing is flagged. Run duplicates and off-topic removal
+    first. Use mode='remove' to move them to work/removed/label_errors/ (they are not relabelled).
+    """
+    t0 = time.perf_counter()
+    root, data = _open_folder(ws, folder, write=mode == "remove")
+    found = label_issues(data.images, data.labels, folds, min_margin=min_margin)
+    hits = [data.paths[i] for i in found.indices]
+    reasons = {data.paths[i]: f"label '{data.labels[i]}' contradicted by out-of-fold predictions"
+               for i in found.indices}
+    extra = {"classes": len(set(data.labels)),
+             "classes_not_checked": bounded([as_data(c, 80) for c in found.classes_not_checked], MAX_EXAMPLES)}
+    if found.balanced_accuracy is not None:
+        extra["model_balanced_accuracy"] = round(found.balanced_accuracy, 3)
+        extra["chance"] = round(found.chance, 3)
+        if not found.trusted:
+            extra["note_model"] = ("the model trained on this folder predicts its classes no better than "
+                                   "chance, so it cannot tell a wrong label from a right one: nothing is flagged")
+    return _report(ws, "label_errors", mode, root, data, hits, reasons, time.perf_counter() - t0, extra)
+
+
+#: (function, argument schema) of each tool this module offers; tools.client binds them to a site.
+TOOLS = [(find_duplicates, DuplicatesArgs), (find_offtopic, OfftopicArgs), (find_label_errors, LabelErrorArgs)]
+
+
 def make_cleaning_tools(workspace: Workspace) -> list[BaseTool]:
     """The three C2 cleaning tools, bound to one site's workspace (the model never sees it)."""
-    ws = workspace
+    from tools.client import bind_all
 
-    def find_duplicates(folder: str, mode: Mode = "flag", min_similarity: float = DUPLICATE_SIMILARITY) -> dict:
-        """Find near-duplicate images (resized, re-encoded or slightly cropped copies) in an organised folder.
-
-        Groups images whose perceptual fingerprints match and keeps one per group (the one at the
-        folder's usual size and sharpest, i.e. the likely original). Use mode='remove' to move the
-        extra copies to work/removed/duplicates/ (a manifest lists them; nothing is deleted).
-        Run this first: duplicates would otherwise leak between training and test splits.
-        """
-        t0 = time.perf_counter()
-        root, data = _open_folder(ws, folder, write=mode == "remove")
-        groups = duplicate_groups(data.images, min_similarity)
-        hits, reasons = [], {}
-        for g in groups:
-            keep = data.paths[g[0]]
-            for i in g[1:]:
-                hits.append(data.paths[i])
-                reasons[data.paths[i]] = f"near-duplicate of {ws.rel(keep)}"
-        return _report(ws, "duplicates", mode, root, data, hits, reasons, time.perf_counter() - t0,
-                       {"groups": len(groups)})
-
-    def find_offtopic(folder: str, mode: Mode = "flag", z_threshold: float = OFFTOPIC_Z) -> dict:
-        """Find images that do not belong to the folder's imaging modality (another modality, a photo of a form).
-
-        Scores each image by how far its colour, hue, texture and layout features lie from its nearest
-        neighbours in the folder, and flags the scores that stand apart from the folder's usual
-        spread (above the largest gap in the highest scores, when a drop there is larger than the
-        folder's ordinary tail allows, together with a tight group of alike images just below it;
-        or robust z-score > z_threshold).
-        Use mode='remove' to move them to work/removed/offtopic/.
-        """
-        t0 = time.perf_counter()
-        root, data = _open_folder(ws, folder, write=mode == "remove")
-        idx, scores = offtopic_indices(data.images, z_threshold)
-        hits = [data.paths[i] for i in idx]
-        reasons = {data.paths[i]: f"outlier score z={scores[i]:.1f}" for i in idx}
-        extra = {"note_small": "fewer than 4 images: nothing can be called an outlier"} if len(data.images) < 4 else {}
-        return _report(ws, "offtopic", mode, root, data, hits, reasons, time.perf_counter() - t0, extra)
-
-    def find_label_errors(folder: str, mode: Mode = "flag", folds: int = 5,
-                          min_margin: float = LABEL_MIN_MARGIN) -> dict:
-        """Find images that are likely in the wrong class sub-folder (confident learning, cleanlab).
-
-        Trains a small model on the folder's own images with k-fold cross-validation, so every
-        image is judged by a model that never saw it, and reports images whose folder label the
-        model confidently contradicts. The report gives that model's balanced accuracy against chance;
-        when it is no better than chance nothing is flagged. Run duplicates and off-topic removal
-        first. Use mode='remove' to move them to work/removed/label_errors/ (they are not relabelled).
-        """
-        t0 = time.perf_counter()
-        root, data = _open_folder(ws, folder, write=mode == "remove")
-        found = label_issues(data.images, data.labels, folds, min_margin=min_margin)
-        hits = [data.paths[i] for i in found.indices]
-        reasons = {data.paths[i]: f"label '{data.labels[i]}' contradicted by out-of-fold predictions"
-                   for i in found.indices}
-        extra = {"classes": len(set(data.labels)),
-                 "classes_not_checked": bounded([as_data(c, 80) for c in found.classes_not_checked], MAX_EXAMPLES)}
-        if found.balanced_accuracy is not None:
-            extra["model_balanced_accuracy"] = round(found.balanced_accuracy, 3)
-            extra["chance"] = round(found.chance, 3)
-            if not found.trusted:
-                extra["note_model"] = ("the model trained on this folder predicts its classes no better than "
-                                       "chance, so it cannot tell a wrong label from a right one: nothing is flagged")
-        return _report(ws, "label_errors", mode, root, data, hits, reasons, time.perf_counter() - t0, extra)
-
-    specs: list[tuple[Callable[..., dict], type[BaseModel]]] = [
-        (find_duplicates, DuplicatesArgs), (find_offtopic, OfftopicArgs), (find_label_errors, LabelErrorArgs)]
-    return [StructuredTool.from_function(fn, args_schema=schema, handle_tool_error=True,
-                                         handle_validation_error=_validation_message) for fn, schema in specs]
-
-
-def _validation_message(exc: Exception) -> str:
-    return f"invalid arguments: {str(exc).splitlines()[0][:300]}; see the tool's argument descriptions"
+    return bind_all(workspace, TOOLS)

@@ -10,7 +10,7 @@ at that level). ``client_statistics`` gives the server the aggregates its algori
 from __future__ import annotations
 
 import json
-import shutil
+import os
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -22,7 +22,7 @@ from pydantic import BaseModel, Field
 
 from tools.imageio import is_image_name
 from tools.privacy import DATA_NOTE, as_data, unquote
-from tools.sandbox import SandboxError, Workspace
+from tools.sandbox import SandboxError, Workspace, safe_component
 
 HARMONIZED = "harmonized"
 MAPS_FILE = "label_maps.json"
@@ -62,6 +62,8 @@ def _check_map(labels: dict[str, list[Path]], mapping: dict[str, str | None],
                targets: list[str]) -> dict[str, str | None]:
     if not targets or len(set(targets)) != len(targets) or any(not t.strip() for t in targets):
         raise ToolException("target_classes must list the task's classes once each, e.g. ['benign', 'malignant']")
+    for t in targets:  # each becomes a folder under work/harmonized/
+        safe_component(t, "target class")
     clean: dict[str, str | None] = {}
     for key, value in mapping.items():
         name = unquote(key)
@@ -114,7 +116,8 @@ def apply_label_map(ws: Workspace, folder: str, mapping: dict[str, str | None],
     targets = [t.strip() for t in target_classes]
     clean = _check_map(labels, mapping, targets)
     out = ws.work / HARMONIZED
-    dataset = root.name
+    dataset = safe_component(root.name, "dataset folder")
+    ws.writable(out / MAPS_FILE)  # a link at work/, work/harmonized or the map file: refused before any change
     planned = _existing_counts(out, dataset)
     for label, target in clean.items():
         if target is not None:
@@ -123,20 +126,21 @@ def apply_label_map(ws: Workspace, folder: str, mapping: dict[str, str | None],
     if len(targets) > 1 and len(filled) < 2:
         raise ToolException(f"this map leaves {[t for t in targets if t not in filled]} empty (only {filled} would "
                             "have images); check which local labels correspond to each target class")
-    for cls_dir in (out.iterdir() if out.is_dir() else []):
-        if (cls_dir / dataset).is_dir():
-            shutil.rmtree(cls_dir / dataset)
+    stale = [c / dataset for c in (out.iterdir() if out.is_dir() else []) if os.path.lexists(c / dataset)]
+    for path in stale + [out / t / dataset for t in targets]:  # every link refused before anything changes
+        ws.writable(path)
+    for path in stale:
+        ws.remove_tree(path)
     written: Counter[str] = Counter()
     for label, target in clean.items():
         if target is None:
             continue
-        dest = out / target / dataset
-        dest.mkdir(parents=True, exist_ok=True)
+        dest = ws.make_dir(out / safe_component(target, "target class") / dataset)
         for src in labels[label]:
-            name = src.name if not (dest / src.name).exists() else f"{label}_{src.name}"
-            shutil.copyfile(src, dest / name)
+            name = src.name if not os.path.lexists(dest / src.name) else f"{label}_{src.name}"
+            ws.copy_file(src, dest / name)
             written[target] += 1
-    _record_map(out, dataset, clean, targets)
+    _record_map(ws, out, dataset, clean, targets)
     unmapped = {as_data(k, 80): len(v) for k, v in labels.items() if k not in clean}
     return {
         "output": ws.rel(out), "dataset": as_data(dataset, 120),
@@ -150,11 +154,11 @@ def apply_label_map(ws: Workspace, folder: str, mapping: dict[str, str | None],
     }
 
 
-def _record_map(out: Path, dataset: str, clean: dict[str, str | None], targets: list[str]) -> None:
-    path = out / MAPS_FILE
+def _record_map(ws: Workspace, out: Path, dataset: str, clean: dict[str, str | None], targets: list[str]) -> None:
+    path = ws.writable(out / MAPS_FILE)
     maps = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
     maps[dataset] = {"mapping": clean, "target_classes": targets}
-    path.write_text(json.dumps(maps, indent=1, ensure_ascii=False), encoding="utf-8")
+    ws.write_text(path, json.dumps(maps, indent=1, ensure_ascii=False))
 
 
 def client_statistics(ws: Workspace, folder: str = "work/harmonized") -> dict[str, Any]:

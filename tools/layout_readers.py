@@ -18,11 +18,12 @@ from pathlib import Path, PurePosixPath
 from langchain_core.tools import ToolException
 
 from tools.imageio import is_image_name
-from tools.privacy import as_data, is_identifier_column
+from tools.privacy import as_data, is_identifier_column, looks_like_identifier
 
 LABEL_WORDS = ("label", "diagnosis", "dx", "class", "finding", "category", "target", "grade", "outcome")
 TABLE_SUFFIXES = (".csv", ".json")
-MIN_MATCH = 0.5  # share of a column's values that must name image files for it to be the file column
+MIN_MATCH = 0.5
+MAX_LABELS_PER_TABLE = 200  # more distinct values than this and a column is no class label  # share of a column's values that must name image files for it to be the file column
 
 
 def stem_of(name: str) -> str:
@@ -140,6 +141,25 @@ def _is_label_name(column: str) -> bool:
     return last in ("value",) or any(w == last or last.startswith(w) or last.endswith(w) for w in LABEL_WORDS)
 
 
+def _can_be_label(column: str, rows: list[dict[str, str]], index: FileIndex) -> bool:
+    """Whether a column's values could be class labels: not file paths, not identifiers, not one per row.
+
+    Labels are echoed to the model as class names, so a column of paths (which may run through
+    patient-numbered folders), of identifier-shaped values, or of near-unique values (an id or a
+    free-text note) must never serve as one.
+    """
+    values = [r.get(column, "").strip() for r in rows]
+    filled = [v for v in values if v]
+    if not filled:
+        return False
+    if any(looks_like_identifier(v) for v in filled):
+        return False
+    if sum(index.find(v) is not None or is_image_name(v) for v in filled) > len(filled) / 10:
+        return False
+    distinct = len(set(filled))
+    return distinct <= MAX_LABELS_PER_TABLE and not (len(filled) >= 8 and distinct > len(filled) * 0.8)
+
+
 def _pick_file_column(columns: list[str], rows: list[dict[str, str]], index: FileIndex) -> tuple[str | None, float]:
     best, best_share = None, 0.0
     for col in columns:
@@ -166,24 +186,30 @@ def read_table(inv: Inventory, table: PurePosixPath, file_column: str | None = N
         raise ToolException(f"the label file {as_data(table.name)} has no rows; this dataset has no usable labels. "
                             "Report it as unusable, or use another dataset.")
     index = FileIndex(inv.images)
+    usable = [c for c in columns if not is_identifier_column(c)]
     for given, what in ((file_column, "file_column"), (label_column, "label_column")):
+        if given is not None and is_identifier_column(given):
+            raise ToolException(f"{what} {as_data(given, 80)} may identify patients and can never be read; "
+                                f"choose one of {[as_data(c, 80) for c in usable]}")
         if given is not None and given not in columns:
             raise ToolException(f"{what} {as_data(given, 80)} is not a column of {as_data(table.name)}; "
-                                f"its columns are {[as_data(c, 80) for c in columns]}")
+                                f"its usable columns are {[as_data(c, 80) for c in usable]}")
     if file_column is None:
         file_column, share = _pick_file_column(columns, rows, index)
         if file_column is None or share < MIN_MATCH:
             raise ToolException(f"no column of {as_data(table.name)} names the image files in this folder; pass "
-                                f"file_column= one of {[as_data(c, 80) for c in columns]}")
+                                f"file_column= one of {[as_data(c, 80) for c in usable]}")
+    candidates = [c for c in usable if c != file_column and _can_be_label(c, rows, index)]
     if label_column is None:
-        named = [c for c in columns if c != file_column and _is_label_name(c) and not is_identifier_column(c)]
+        named = [c for c in candidates if _is_label_name(c)]
         if not named:
             raise ToolException(f"{as_data(table.name)} has no column that looks like a label (label, diagnosis, "
-                                f"class, ...); pass label_column= one of "
-                                f"{[as_data(c, 80) for c in columns if not is_identifier_column(c)]}")
+                                f"class, ...); pass label_column= one of {[as_data(c, 80) for c in candidates]}")
         label_column = named[0]
-    if is_identifier_column(label_column):
-        raise ToolException("that column may identify patients and cannot be used as a label; choose another")
+    if label_column not in candidates:
+        raise ToolException(f"label_column {as_data(label_column, 80)} cannot be a class label: it names the image "
+                            "files, holds identifier-shaped values, or has a different value on almost every row. "
+                            f"Choose one of {[as_data(c, 80) for c in candidates]}")
     src.file_column, src.label_column = file_column, label_column
     for row in rows:
         ref, label = row.get(file_column, ""), row.get(label_column, "").strip()

@@ -9,7 +9,7 @@ file names and the reason; nothing is dropped silently. ``raw/`` is only read.
 
 from __future__ import annotations
 
-import shutil
+import unicodedata
 from collections import Counter
 from pathlib import Path
 from typing import Any, Literal
@@ -21,7 +21,7 @@ from pydantic import BaseModel, Field, field_validator
 from tools.imageio import UnreadableImage, is_image_name, read_image
 from tools.layout_readers import Inventory, layout_name, read_labels, stem_of
 from tools.privacy import DATA_NOTE, as_data, bounded, unquote
-from tools.sandbox import SandboxError, Workspace
+from tools.sandbox import MAX_COMPONENT_CHARS, UNSAFE_CATEGORIES, SandboxError, Workspace, safe_component
 
 ORGANIZED = "organized"
 SLICE_NOTE = ("DICOM: pixel array min-max scaled to 8 bit; NIfTI: the middle axial slice (the slice the "
@@ -39,9 +39,16 @@ def dataset_dir(ws: Workspace, folder: str) -> Path:
 
 
 def safe_label_dir(label: str) -> str:
-    """The label as a folder name: unchanged unless it cannot be one (slashes, '.', '..')."""
-    name = label.replace("/", "_").replace("\\", "_").replace("\x00", "")
-    return name if name not in ("", ".", "..") else f"label_{name.strip('.') or 'empty'}"
+    """The site's label as a folder name: unchanged unless it cannot be one.
+
+    Labels come from the data (CSV cells, JSON values), not from the model, so a label that cannot be
+    a folder name is made into one (separators, control characters and '..' become '_', an overlong
+    name is cut) rather than refused; the sandbox checks the result again when the folder is made.
+    """
+    name = "".join("_" if ch in "/\\" or unicodedata.category(ch) in UNSAFE_CATEGORIES else ch
+                   for ch in label).replace("..", "__").strip()
+    name = name[:MAX_COMPONENT_CHARS].strip()
+    return name if name and not name.startswith(".") else f"label_{name.strip('.') or 'empty'}"
 
 
 def _skipped(names: list[str], reason: str) -> dict[str, Any]:
@@ -86,12 +93,11 @@ def organize_dataset(ws: Workspace, folder: str, label_column: str | None = None
         raise ToolException(f"{ws.rel(root)} has no labels (no class folders, no label CSV/JSON"
                             f"{', masks beside the images: a segmentation set' if inv.masks else ''}); it cannot "
                             "be used for classification. Report it as unusable.")
-    out = ws.work / ORGANIZED / root.name
+    out = ws.work / ORGANIZED / safe_component(root.name, "dataset folder")
     tmp = out.with_name(out.name + ".partial")
-    for stale in (tmp,):
-        if stale.exists():
-            shutil.rmtree(stale)
-    tmp.mkdir(parents=True)
+    ws.writable(out)
+    ws.remove_tree(tmp)
+    ws.make_dir(tmp)
     counts: Counter[str] = Counter()
     unreadable: list[str] = []
     renamed = 0
@@ -108,12 +114,10 @@ def organize_dataset(ws: Workspace, folder: str, label_column: str | None = None
             renamed += 1
             name = f"{stem}_{renamed}"
         used.add((label_dir, name))
-        (tmp / label_dir).mkdir(exist_ok=True)
-        img.save(tmp / label_dir / f"{name}.png", compress_level=1)
+        ws.make_dir(tmp / label_dir)
+        ws.save_image(img, tmp / label_dir / f"{name}.png", compress_level=1)
         counts[label] += 1
-    if out.exists():
-        shutil.rmtree(out)
-    tmp.rename(out)
+    ws.replace_dir(tmp, out)
     used_tables = {src.table} if src.table else set()
     unlabelled = [p.name for p in inv.images if p not in src.labels and p not in src.conflicts]
     return {
@@ -165,9 +169,7 @@ def resize_images(ws: Workspace, folder: str, size: int, channels: Literal["L", 
         except Exception:  # noqa: BLE001 - PIL raises many types for bad files; report, never crash
             unreadable.append(path.name)
             continue
-        tmp = path.with_name(path.name + ".tmp")
-        new.save(tmp, format=(im.format or "PNG"))
-        tmp.replace(path)
+        ws.save_image(new, path, im.format or "PNG")
         changed += 1
     return {
         "folder": ws.rel(root), "size": size, "channels": channels, "changed": changed,

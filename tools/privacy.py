@@ -64,3 +64,58 @@ def bounded(items: Sequence[Any], limit: int = MAX_ITEMS) -> dict[str, Any]:
 def safe_columns(columns: Sequence[str]) -> dict[str, str]:
     """Column name -> 'ok' or the withheld note; the names themselves are quoted data."""
     return {as_data(c, 80): (WITHHELD if is_identifier_column(c) else "ok") for c in columns}
+
+
+#: Text shapes that identify a patient wherever they appear (a CSV cell, a folder name, a file name),
+#: whatever column they came from: the filter's first net, general rather than tuned to one export.
+IDENTIFIER_SHAPES: Final[dict[str, str]] = {
+    # a record, patient, accession or insurance number with its usual prefix: MRN1234567, PID-0042311
+    "record number": r"(?<![A-Za-z0-9])(?:MRN|MR|PID|PATID|PATIENT|PT|ACC|ACCN|ACCESSION|SSN|NHS|HOSP|CASEID|"
+                     r"SUBJ|SUBJECT|INS|MEMBER)[-_#:. ]?\d{4,}(?![0-9])",
+    "social security number": r"(?<![0-9])\d{3}-\d{2}-\d{4}(?![0-9])",
+    # full dates (a date of birth looks like any other date): 19750312, 1975-03-12, 12/03/1975, 12.03.1975
+    "date": r"(?<![0-9])(?:(?:19|20)\d\d(?P<s1>[-/.]?)(?:0[1-9]|1[0-2])(?P=s1)(?:0[1-9]|[12]\d|3[01])|"
+            r"(?:0?[1-9]|[12]\d|3[01])(?P<s2>[-/.])(?:0?[1-9]|[12]\d|3[01])(?P=s2)(?:19|20)\d\d)(?![0-9])",
+    # DICOM person names (family^given^middle), as exported into CSVs and folder names
+    "person name": r"(?<![A-Za-z])[A-Za-z][A-Za-z'\-]*\^[A-Za-z][A-Za-z'\-]*(?:\^[A-Za-z'\-]*)*",
+    "email": r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}",
+    "phone number": r"(?<![0-9])(?:\+\d{1,3}[ .\-]?)?\(?\d{3}\)?[ .\-]\d{3}[ .\-]\d{4}(?![0-9])",
+    # a bare long number standing on its own (a national id, an accession number without prefix)
+    "long number": r"(?<![A-Za-z0-9_.,])\d{8,}(?![0-9.,])",
+}
+IDENTIFIER_SHAPE: Final = re.compile("|".join(f"(?:{p})" for p in IDENTIFIER_SHAPES.values()), re.IGNORECASE)
+REDACTED: Final = "[withheld: may identify a patient]"
+MIN_VALUE_CHARS: Final = 4  # shorter identifier-column cells ('F', '42') are left: they would blank out counts
+
+
+def looks_like_identifier(text: str) -> bool:
+    """Whether ``text`` holds an identifier-shaped part (record number, date, person name, ...)."""
+    return bool(IDENTIFIER_SHAPE.search(text))
+
+
+class Redactor:
+    """Removes patient identifiers from anything a tool returns, before a model reads it.
+
+    Two nets: :data:`IDENTIFIER_SHAPES` (any record number, date, person name, ... by its shape), and
+    the exact values a site holds in identifier columns and DICOM patient tags (``values``, found by
+    :func:`tools.site_identifiers.site_identifier_values`), which catch identifiers of any shape.
+    """
+
+    def __init__(self, values: Sequence[str] = ()):
+        kept = sorted({v.strip() for v in values if len(v.strip()) >= MIN_VALUE_CHARS}, key=len, reverse=True)
+        self._values = re.compile("|".join(re.escape(v) for v in kept), re.IGNORECASE) if kept else None
+
+    def text(self, s: str) -> str:
+        if self._values is not None:
+            s = self._values.sub(REDACTED, s)
+        return IDENTIFIER_SHAPE.sub(REDACTED, s)
+
+    def __call__(self, obj: Any) -> Any:
+        """``obj`` (text, or dicts and lists of it, keys included) with every identifier withheld."""
+        if isinstance(obj, str):
+            return self.text(obj)
+        if isinstance(obj, dict):
+            return {self(k): self(v) for k, v in obj.items()}
+        if isinstance(obj, (list, tuple)):
+            return type(obj)(self(v) for v in obj)
+        return obj
