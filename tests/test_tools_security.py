@@ -37,14 +37,22 @@ def _tools(ws: Workspace) -> dict:
     return {t.name: t for role in make_client_tools(ws).values() for t in role}
 
 
-def _escape_forms(site: Path, other: Path) -> list[str]:
+DOTDOT, OUTSIDE, LINK = r"uses '\.\.'", r"is outside this site|uses '\.\.'", r"leads outside this site"
+
+
+def _escape_forms(site: Path, other: Path) -> list[tuple[str, str]]:
+    """(hostile folder, the refusal it must get)."""
     return [
-        "..", "../..", "raw/../..", "raw/../../site_b/raw", "work/../../site_b/raw/ds", "raw/ds/../../../..",
-        "/etc", "/etc/passwd", str(other / "raw" / "ds"), str(site) + "/../site_b/raw",
-        "work/link_other_site", "work/link_etc", "work/link_other_site/ds",
-        "ｒａｗ/ds", "raw／ds", "raw/dś", "r" * 300, "raw/" + "d/" * 600, "raw/ds\x00/../../etc",
-        "..\\..\\etc", "raw\\ds", "", "   ",
-        "<data>..</data>", "<data>/etc</data>", "<data>raw/../../site_b/raw</data>", "<data>work/link_etc</data>",
+        ("..", DOTDOT), ("../..", DOTDOT), ("raw/../..", DOTDOT), ("raw/../../site_b/raw", DOTDOT),
+        ("work/../../site_b/raw/ds", DOTDOT), ("raw/ds/../../../..", DOTDOT),
+        ("/etc", OUTSIDE), ("/etc/passwd", OUTSIDE), (str(other / "raw" / "ds"), OUTSIDE),
+        (str(site) + "/../site_b/raw", OUTSIDE),
+        ("work/link_other_site", LINK), ("work/link_etc", LINK), ("work/link_other_site/ds", LINK),
+        ("ｒａｗ/ds", "look-alike"), ("raw／ds", "look-alike"), ("raw/ds\u0301", "look-alike"),
+        ("r" * 300, "too long"), ("raw/" + "d/" * 600, "too long"), ("raw/ds\x00/../../etc", "NUL character"),
+        ("..\\..\\etc", "'/' to separate"), ("raw\\ds", "'/' to separate"), ("", "non-empty"), ("   ", "non-empty"),
+        ("<data>..</data>", DOTDOT), ("<data>/etc</data>", OUTSIDE), ("<data>raw/../../site_b/raw</data>", DOTDOT),
+        ("<data>work/link_etc</data>", LINK),
     ]
 
 
@@ -67,9 +75,10 @@ def test_every_escape_form_is_refused_by_every_path_tool(two_sites):
     tools = _tools(ws)
     assert set(PATH_TOOLS) <= set(tools)
     for name, extra in PATH_TOOLS.items():
-        for form in _escape_forms(ws.site_dir, other):
+        for form, refusal in _escape_forms(ws.site_dir, other):
             out = tools[name].invoke({"folder": form, **extra})
             assert isinstance(out, str), f"{name}({form[:40]!r}) was not refused: {str(out)[:200]}"
+            assert re.search(refusal, out), f"{name}({form[:40]!r}) refused with the wrong reason: {out[:200]}"
             assert "Traceback" not in out and "root:" not in out
     assert tree_hash(other) == other_hash
     assert not (other / "work").exists()
@@ -90,8 +99,9 @@ def test_bad_arguments_come_back_as_messages(two_sites):
     tools = _tools(ws)
     out = tools["resize_images"].invoke({"folder": "work", "size": 3, "channels": "CMYK"})
     assert isinstance(out, str) and "Traceback" not in out
+    assert "'size'" in out and ">= 16" in out and "'channels'" in out and "'RGB'" in out, out
     out = tools["apply_label_map"].invoke({"folder": "raw/ds", "mapping": "x", "target_classes": []})
-    assert isinstance(out, str)
+    assert isinstance(out, str) and "'mapping'" in out and "'target_classes'" in out, out
 
 
 def _full_pass(env, sites: Path) -> list[str]:
