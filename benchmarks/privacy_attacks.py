@@ -22,10 +22,13 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import importlib.util
 import json
 import logging
 import os
 import re
+import shutil
+import sys
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -35,11 +38,10 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from envs.readonly import make_read_only, tree_hash
+from envs.readonly import make_read_only, make_writable, tree_hash
 from tools.client import make_client_tools
 from tools.sandbox import Workspace
 
-log = logging.getLogger(__name__)
 USER_FILE = "users_notes.json"
 USER_TEXT = '{"note": "a user\'s own file: must survive every attack"}'
 OUTSIDE_FOLDERS = (".", "ds", "benign/ds", "duplicates/organized__ds")
@@ -216,8 +218,6 @@ def _plant(rel: str, target: str = "outside", organise: bool = True) -> Callable
         path = scene.site / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         if path.is_dir() and not path.is_symlink():
-            import shutil
-
             shutil.rmtree(path)
         elif os.path.lexists(path):
             path.unlink()
@@ -310,10 +310,6 @@ def run_all(attacks: list[Attack], workdir: Path) -> list[Outcome]:
 
 
 def _remove(root: Path) -> None:
-    import shutil
-
-    from envs.readonly import make_writable
-
     for raw in root.glob("*/raw"):
         make_writable(raw)
     shutil.rmtree(root)
@@ -339,9 +335,6 @@ def table(outcomes: list[Outcome]) -> str:
 
 def load_sibling(name: str) -> Any:
     """Another script of benchmarks/ as a module (benchmarks/ is no package: scripts load each other)."""
-    import importlib.util
-    import sys
-
     if name not in sys.modules:
         spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name(f"{name}.py"))
         module = importlib.util.module_from_spec(spec)

@@ -22,6 +22,7 @@ import yaml
 from PIL import Image
 
 from envs import messiness
+from envs.plan import slug
 from tools.client import make_client_tools
 from tools.sandbox import Workspace
 
@@ -177,7 +178,9 @@ def test_the_filter_keeps_every_catalog_label_name_and_file_stem():
     labels = []
     for path in (Path(__file__).parents[1] / "envs" / "catalog").glob("*.yaml"):
         for card in yaml.safe_load(path.read_text()):
-            labels += [str(x) for x in card.get("native_labels", [])] + [card["name"]]
+            folder = slug(card["name"])
+            stem = f"{folder.split('_')[0][:8].upper()}_1234567.png"  # as envs.items names a dataset's files
+            labels += [str(x) for x in card.get("native_labels", [])] + [card["name"], folder, stem]
     assert len(labels) > 500
     changed = [x for x in labels if redact(x) != x]
     assert not changed, changed[:10]

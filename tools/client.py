@@ -50,7 +50,8 @@ def _allowed(schema: type[BaseModel], field: str) -> str:
             bounds = [f"{w} {o[k]}" for k, w in (("minimum", ">="), ("exclusiveMinimum", ">"), ("maximum", "<="),
                                                  ("exclusiveMaximum", "<"), ("minItems", "at least items:"))
                       if k in o]
-            kinds.append(" ".join([o["type"] if o["type"] != "null" else "null", *bounds]))
+            kind = {"object": "object (a mapping)", "array": "array (a list)"}.get(o["type"], o["type"])
+            kinds.append(", ".join([kind, *bounds]))
     desc = prop.get("description")
     return " or ".join(kinds) + (f" ({desc})" if desc else "")
 

@@ -158,6 +158,9 @@ def resize_images(ws: Workspace, folder: str, size: int, channels: Literal["L", 
     for path in ws.walk_files(root):
         if not is_image_name(path.name):
             continue
+        if path.is_symlink():  # a link planted among the images: never written through
+            unreadable.append(path.name)
+            continue
         try:
             with Image.open(path) as im:
                 im.load()
@@ -176,7 +179,7 @@ def resize_images(ws: Workspace, folder: str, size: int, channels: Literal["L", 
         "unchanged": sum(sizes.values()) - changed,
         "sizes_before": bounded(sorted(sizes.items(), key=lambda kv: -kv[1])),
         "modes_before": dict(modes),
-        "unreadable": _skipped(unreadable, "cannot be decoded; left as it was"),
+        "unreadable": _skipped(unreadable, "cannot be decoded, or is a link; left as it was"),
     }
 
 
