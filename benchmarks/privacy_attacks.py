@@ -315,21 +315,30 @@ def _remove(root: Path) -> None:
     shutil.rmtree(root)
 
 
-def table(outcomes: list[Outcome]) -> str:
-    """Markdown table: per tool, argument and attack class, forms tried, refused, answered safely, escaped."""
-    rows: dict[tuple[str, str, str], list[int]] = {}
+def table(outcomes: list[Outcome], by_tool: bool = True) -> str:
+    """Markdown table of forms tried, refused, answered safely, escaped and other (not held, not escaped).
+
+    Args:
+        by_tool: one row per tool, argument and attack class; else one per argument and class, with
+            the number of tools attacked.
+    """
+    rows: dict[tuple[str, str, str], list[Any]] = {}
     for o in outcomes:
-        r = rows.setdefault((o.attack.tool, o.attack.argument, o.attack.kind), [0, 0, 0, 0, 0])
+        key = (o.attack.tool if by_tool else "", o.attack.argument, o.attack.kind)
+        r = rows.setdefault(key, [0, 0, 0, 0, 0, set()])
         r[0] += 1
         r[1] += o.refused and not o.escaped
         r[2] += not o.attack.expect and not o.escaped
         r[3] += bool(o.escaped)
         r[4] += not o.held and not o.escaped
-    lines = ["| tool | argument | attack class | tried | refused | answered safely | escaped | other |",
-             "|---|---|---|---|---|---|---|---|"]
-    lines += [f"| {t} | {a} | {k} | " + " | ".join(map(str, r)) + " |" for (t, a, k), r in rows.items()]
+        r[5].add(o.attack.tool)
+    first = "| tool | argument | attack class |" if by_tool else "| tools | argument | attack class |"
+    lines = [first + " tried | refused | answered safely | escaped | other |", "|---|---|---|---|---|---|---|---|"]
+    for (t, a, k), r in rows.items():
+        lines.append(f"| {t or len(r[5])} | {a} | {k} | " + " | ".join(map(str, r[:5])) + " |")
     tot = [sum(r[i] for r in rows.values()) for i in range(5)]
-    lines.append("| **all** | | | " + " | ".join(f"**{v}**" for v in tot) + " |")
+    n_tools = len({o.attack.tool for o in outcomes})
+    lines.append(f"| **all ({n_tools} tools)** | | | " + " | ".join(f"**{v}**" for v in tot) + " |")
     return "\n".join(lines)
 
 
@@ -348,6 +357,7 @@ def main() -> None:
     parser.add_argument("--env", action="store_true", help="also run the identifier attacks on a built env")
     parser.add_argument("--modality", default="xray")
     parser.add_argument("--scale", type=float, default=0.3)
+    parser.add_argument("--by-class", action="store_true", help="one row per attack class, tools counted")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     with tempfile.TemporaryDirectory() as tmp:
@@ -356,7 +366,7 @@ def main() -> None:
         if args.env:
             outcomes += load_sibling("identifier_attacks").run_for_modality(args.modality, args.scale,
                                                                             Path(tmp) / "env")
-    print(table(outcomes))
+    print(table(outcomes, by_tool=not args.by_class))
     for o in outcomes:
         if not o.held:
             print(f"NOT HELD: {o.attack.tool} {o.attack.kind} {o.attack.args!r:.120} -> "
