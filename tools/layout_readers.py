@@ -23,7 +23,7 @@ from tools.privacy import as_data, is_identifier_column, looks_like_identifier
 LABEL_WORDS = ("label", "diagnosis", "dx", "class", "finding", "category", "target", "grade", "outcome")
 TABLE_SUFFIXES = (".csv", ".json")
 MIN_MATCH = 0.5
-MAX_LABELS_PER_TABLE = 200  # more distinct values than this and a column is no class label  # share of a column's values that must name image files for it to be the file column
+MAX_LABELS_PER_TABLE = 1000  # more distinct values than this and a column is no class label
 
 
 def stem_of(name: str) -> str:

@@ -188,7 +188,7 @@ class Workspace:
     def _new_file(self, path: Path) -> Iterator[IO[bytes]]:
         """A new file beside ``path`` (never an existing one) that is moved onto ``path`` when done."""
         p = self.writable(path)
-        tmp = p.with_name(f".{p.name[:200]}.{uuid.uuid4().hex[:12]}.tmp")
+        tmp = p.with_name(f".{p.name[:100]}.{uuid.uuid4().hex[:12]}.tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o644)
         try:
             with os.fdopen(fd, "wb") as fh:
