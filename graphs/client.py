@@ -1,21 +1,23 @@
 """The client subgraph: what one hospital's agent does in each phase, with its own tools only.
 
-The server reaches it with ``Send`` once per phase; it sees its task, builds tools bound to its own
-workspace, and returns only boundary messages (keyed by its site id), role outcomes and usage.
+The server reaches it with ``Send`` once per phase; it sees its task, binds its role's agent (compiled
+once, with the graph) to tools bound to its own workspace, and returns only boundary messages (keyed by its site id), role outcomes and usage.
 """
 
 from __future__ import annotations
 
 import operator
+from functools import partial
 from typing import Annotated, Any, Literal, TypedDict
 
 from langchain_core.runnables import RunnableConfig
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 
-from graphs.phases import run_role
+from graphs.phases import RoleAgents, build_role_agents, run_role
 from graphs.runtime import runtime
 from graphs.state import ClientTask, ServerState, merge
+from graphs.toolsets import site_tools
 
 
 class ClientOutput(TypedDict, total=False):
@@ -33,45 +35,31 @@ class ClientState(ClientTask, ClientOutput, total=False):
     pass
 
 
-def _tools(config: RunnableConfig, site_id: str) -> dict[str, list]:
-    from tools.client import make_client_tools
-    from tools.sandbox import Workspace
-
-    rt = runtime(config)
-    return make_client_tools(Workspace.open(rt.site_dir(site_id)))
-
-
-def _pick(tools: dict[str, list], name: str) -> list:
-    """One named tool from the site's tool sets (C2 also reads cards and lists labels)."""
-    return [t for role in tools.values() for t in role if t.name == name][:1]
-
-
-def select(state: ClientState, config: RunnableConfig) -> dict[str, Any]:
+def select(state: ClientState, config: RunnableConfig, *, agents: RoleAgents) -> dict[str, Any]:
     """C1: which of this site's datasets fit the task."""
-    site = state["site_id"]
-    tools = _tools(config, site)
-    result, outcome, usage, events = run_role("C1", runtime(config), tools["C1"],
-                                              {"site_id": site, "task_spec": state["task_spec"]}, config, site)
+    site, rt = state["site_id"], runtime(config)
+    result, outcome, usage, events = run_role("C1", rt, site_tools(rt.site_dir(site), "C1"),
+                                              {"site_id": site, "task_spec": state["task_spec"]}, config, site,
+                                              agents=agents)
     reply = result or {"site_id": site, "selected": [], "reason": f"C1 failed: {outcome['reason']}"}
     return {"selections": {site: reply}, "outcomes": [outcome], "usage": usage, "events": events}
 
 
-def prepare(state: ClientState, config: RunnableConfig) -> dict[str, Any]:
+def prepare(state: ClientState, config: RunnableConfig, *, agents: RoleAgents) -> dict[str, Any]:
     """C2: organise and clean the approved datasets."""
-    site = state["site_id"]
-    tools = _tools(config, site)
+    site, rt = state["site_id"], runtime(config)
     payload = {"site_id": site, "task_spec": state["task_spec"], "selection": state["selection"]}
-    result, outcome, usage, events = run_role("C2", runtime(config), _pick(tools, "read_data_cards") + tools["C2"]
-                                              + _pick(tools, "list_labels"), payload, config, site)
+    result, outcome, usage, events = run_role("C2", rt, site_tools(rt.site_dir(site), "C2"), payload, config, site,
+                                              agents=agents)
     return {"preprocess": {site: result} if result else {}, "outcomes": [outcome], "usage": usage, "events": events}
 
 
-def harmonize(state: ClientState, config: RunnableConfig) -> dict[str, Any]:
+def harmonize(state: ClientState, config: RunnableConfig, *, agents: RoleAgents) -> dict[str, Any]:
     """C3: map local labels to the task's classes and report aggregate statistics."""
-    site = state["site_id"]
-    tools = _tools(config, site)
+    site, rt = state["site_id"], runtime(config)
     payload = {"site_id": site, "task_spec": state["task_spec"], "selection": state["selection"]}
-    result, outcome, usage, events = run_role("C3", runtime(config), tools["C3"], payload, config, site)
+    result, outcome, usage, events = run_role("C3", rt, site_tools(rt.site_dir(site), "C3"), payload, config, site,
+                                              agents=agents)
     return {"harmonization": {site: result} if result else {}, "outcomes": [outcome], "usage": usage,
             "events": events}
 
@@ -84,12 +72,17 @@ def after_prepare(state: ClientState) -> Literal["harmonize", "__end__"]:
     return "harmonize" if state.get("preprocess", {}).get(state["site_id"]) else END
 
 
-def build_client_graph() -> CompiledStateGraph:
-    """The per-hospital subgraph (phase "select": C1; phase "prepare": C2 then C3)."""
+def build_client_graph(agents: RoleAgents | None = None) -> CompiledStateGraph:
+    """The per-hospital subgraph (phase "select": C1; phase "prepare": C2 then C3).
+
+    Args:
+        agents: the compiled role agents to run (default: a fresh set, compiled now).
+    """
+    agents = agents if agents is not None else build_role_agents()
     g = StateGraph(ClientState, input_schema=ClientTask, output_schema=ClientOutput)
-    g.add_node("select", select)
-    g.add_node("prepare", prepare)
-    g.add_node("harmonize", harmonize)
+    g.add_node("select", partial(select, agents=agents))
+    g.add_node("prepare", partial(prepare, agents=agents))
+    g.add_node("harmonize", partial(harmonize, agents=agents))
     g.add_conditional_edges(START, route_phase)
     g.add_edge("select", END)
     g.add_conditional_edges("prepare", after_prepare)

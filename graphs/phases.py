@@ -1,10 +1,15 @@
-"""Running one role inside a graph node: build its agent, give it its input, record how it ended."""
+"""Running one role inside a graph node: bind its agent to the run, give it its input, record how it ended.
+
+Every role's agent is compiled once, in both prompt styles, by :func:`build_role_agents` when the
+server graph is built (so a missing prompt or a clash of tool names fails the build, not a run).
+"""
 
 from __future__ import annotations
 
 import json
 import logging
 import time
+from functools import cache
 from typing import Any
 
 from langchain_core.messages import HumanMessage
@@ -12,10 +17,16 @@ from langchain_core.runnables import RunnableConfig
 from langchain_core.tools import BaseTool
 from langgraph.config import get_stream_writer
 from langgraph.errors import GraphBubbleUp
+from langgraph.graph.state import CompiledStateGraph
 
-from graphs.roles import build_agent
+from graphs.binding import Binding, with_binding
+from graphs.roles import GUIDANCE, ROLES, build_agent
 from graphs.runtime import Runtime
 from graphs.state import RoleOutcome
+from graphs.toolsets import declared_tools
+
+#: (role code, prompt style) -> the role's compiled agent.
+RoleAgents = dict[tuple[str, str], CompiledStateGraph]
 
 log = logging.getLogger(__name__)
 
@@ -28,15 +39,37 @@ def emit(event: dict[str, Any]) -> None:
         log.debug("progress event not streamed: %s", exc)
 
 
+def build_role_agents() -> RoleAgents:
+    """Every role's agent in every prompt style, compiled with its declared tools and no model."""
+    return {(code, style): build_agent(code, None, declared_tools(code), style)  # type: ignore[arg-type]
+            for code in ROLES for style in GUIDANCE}
+
+
+@cache
+def default_agents() -> RoleAgents:
+    """One process-wide set, for callers that run roles outside a server graph (benchmarks)."""
+    return build_role_agents()
+
+
 def run_role(code: str, rt: Runtime, tools: list[BaseTool], payload: dict[str, Any], config: RunnableConfig,
-             site_id: str | None = None) -> tuple[dict | None, RoleOutcome, list, list[dict]]:
-    """Run role ``code`` on ``payload`` (its input, as JSON); return (result, outcome, usage, events)."""
-    agent = build_agent(code, rt.model, tools, rt.guidance, site_id=site_id)
+             site_id: str | None = None, *, agents: RoleAgents | None = None
+             ) -> tuple[dict | None, RoleOutcome, list, list[dict]]:
+    """Run role ``code`` on ``payload`` (its input, as JSON); return (result, outcome, usage, events).
+
+    Args:
+        tools: the role's tools bound to this run (the same names as its declared tools).
+        agents: the compiled agents of the graph running the role (default: :func:`default_agents`).
+    """
+    agents = agents if agents is not None else default_agents()
+    if (code, rt.guidance) not in agents:
+        raise ValueError(f"no {code} agent for guidance {rt.guidance!r}; use one of {GUIDANCE}")
+    agent = agents[(code, rt.guidance)]
     emit({"role": code, "site": site_id, "event": "start"})
     start, started = time.perf_counter(), time.time()
     try:
-        final = agent.invoke({"messages": [HumanMessage(json.dumps(payload, indent=1, default=str))]},
-                             {**config, "recursion_limit": 4 * agent_steps(code) + 10})
+        run_config = with_binding({**config, "recursion_limit": 4 * agent_steps(code) + 10},
+                                  Binding(rt.model, tuple(tools), site_id))
+        final = agent.invoke({"messages": [HumanMessage(json.dumps(payload, indent=1, default=str))]}, run_config)
     except GraphBubbleUp:  # interrupts and the like belong to the graph, not to the role
         raise
     except Exception as exc:  # the harness, not the model, failed: record it, never crash the run
@@ -61,8 +94,6 @@ def run_role(code: str, rt: Runtime, tools: list[BaseTool], payload: dict[str, A
 
 
 def agent_steps(code: str) -> int:
-    from graphs.roles import ROLES
-
     return ROLES[code].max_steps
 
 

@@ -56,9 +56,10 @@ def prompt(code: str, guidance: Guidance) -> str:
     return (PROMPTS / f"{code}.{guidance}.txt").read_text(encoding="utf-8").strip()
 
 
-def build_agent(code: str, model: BaseChatModel, tools: list[BaseTool], guidance: Guidance,
+def build_agent(code: str, model: BaseChatModel | None, tools: list[BaseTool], guidance: Guidance,
                 site_id: str | None = None) -> CompiledStateGraph:
-    """The tool-calling loop of one role, ready to invoke with its input message."""
+    """The tool-calling loop of one role, ready to invoke with its input message (``model`` None: each
+    run binds its own, see :mod:`graphs.binding`)."""
     role = ROLES[code]
     return build_role_agent(model, tools, role=code, system_prompt=prompt(code, guidance), output=role.output,
                             max_steps=role.max_steps, site_id=site_id)

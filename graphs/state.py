@@ -12,6 +12,7 @@ from typing import Annotated, Any, NotRequired, TypedDict
 
 from langchain_core.messages import AnyMessage
 from langgraph.graph.message import add_messages
+from langgraph.managed import RemainingSteps
 
 
 def merge(left: dict | None, right: dict | None) -> dict:
@@ -25,7 +26,7 @@ class RoleOutcome(TypedDict):
     role: str
     site_id: str | None
     success: bool  # finished and submitted a valid message
-    failure: str | None  # category: step_limit, repeated_call, format_error, provider_error, ...
+    failure: str | None  # step_limit, repeated_call, format_error, provider_error, policy_error, harness_error, ...
     reason: str
     steps: int
     tool_calls: int
@@ -54,6 +55,8 @@ class ServerState(TypedDict, total=False):
     preprocess: Annotated[dict[str, dict], merge]
     harmonization: Annotated[dict[str, dict], merge]
     algorithm: dict | None
+    launch: dict | None  # the launch gate's decision: {"approved": bool, "sites": [...]}
+    gates: Annotated[dict[str, dict], merge]  # each gate's proposal and what the human kept
     training: dict | None
     outcomes: Annotated[list[RoleOutcome], operator.add]
     usage: Annotated[list[UsageRow], operator.add]
@@ -77,3 +80,4 @@ class AgentState(TypedDict, total=False):
     steps: int
     nudges: int
     usage: Annotated[list[UsageRow], operator.add]
+    remaining_steps: RemainingSteps  # supersteps left before the recursion limit (managed by LangGraph)

@@ -27,3 +27,24 @@ def run_config(env_dir: Path, run_dir: Path, **extra) -> dict:
 def cleanup(path: Path) -> None:
     if path.exists():
         make_writable(path)
+
+
+def counting_model():
+    """The scripted policy, counting its model calls per role (the cost a re-run role would pay twice)."""
+    from collections import Counter
+
+    from pydantic import Field
+
+    from graphs.messages import OUTPUT_OF_ROLE
+    from graphs.scripted.model import ScriptedChatModel
+
+    role_of = {f"submit_{schema.__name__}": role for role, schema in OUTPUT_OF_ROLE.items()}
+
+    class CountingScripted(ScriptedChatModel):
+        calls: Counter = Field(default_factory=Counter)  # shared by the copies bind_tools makes
+
+        def _generate(self, messages, stop=None, run_manager=None, **kwargs):
+            self.calls[next(role_of[n] for n in self.tool_names if n in role_of)] += 1
+            return super()._generate(messages, stop, run_manager, **kwargs)
+
+    return CountingScripted()

@@ -27,6 +27,12 @@ Policy = Callable[["Transcript"], tuple[str, dict[str, Any]]]
 POLICIES: dict[str, Policy] = {}
 
 
+class Unanswerable(ValueError):
+    """A policy cannot go on (the request is unclear, a tool refused what the role needs): the policy
+    answers with this message instead of a tool call, as a careful human would, and the role ends
+    without a submission. The message says what it understood and what would let it go on."""
+
+
 def policy(schema_name: str) -> Callable[[Policy], Policy]:
     """Register the policy for the role whose submit tool is ``submit_<schema_name>``."""
 
@@ -95,7 +101,14 @@ class ScriptedChatModel(BaseChatModel):
         if submit is None or submit.removeprefix("submit_") not in POLICIES:
             raise ValueError(f"the scripted policy has no rules for a role submitting {submit!r}")
         transcript = Transcript(messages, self.tool_names)
-        name, args = POLICIES[submit.removeprefix("submit_")](transcript)
+        try:
+            name, args = POLICIES[submit.removeprefix("submit_")](transcript)
+        except Unanswerable as exc:
+            return ChatResult(generations=[ChatGeneration(message=AIMessage(content=str(exc)))])
+        except Exception as exc:
+            from graphs.agent import PolicyError
+
+            raise PolicyError(f"the scripted policy for {submit} crashed: {type(exc).__name__}: {exc}") from exc
         if name not in self.tool_names:
             raise ValueError(f"scripted policy chose {name!r}, which this role was not given: {self.tool_names}")
         call_id = f"call_{uuid.uuid5(uuid.NAMESPACE_OID, f'{len(messages)}:{name}:{json.dumps(args, sort_keys=True)}').hex[:16]}"
