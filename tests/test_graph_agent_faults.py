@@ -175,3 +175,53 @@ def test_alternating_calls_that_make_progress_are_not_a_loop():
     calls = [("count_images", {"folder": f"raw/{k}"}) for k in ("a", "b", "a", "c", "a", "b", "c")]
     state, _ = run([*calls, ("submit_SelectionReply", GOOD)], max_steps=20)
     assert state["result"] == GOOD and not state.get("failure")
+
+
+@pytest.mark.parametrize("error, category", [
+    (AttributeError("'str' object has no attribute 'get'"), "harness_error"),
+    (TypeError("unsupported operand"), "harness_error"),
+    (agent_mod.PolicyError("the scripted policy crashed"), "policy_error"),
+])
+def test_an_error_in_code_is_its_own_failure_and_is_not_retried(error, category):
+    state, model = run([error, ("submit_SelectionReply", GOOD)])
+    assert state["failure"] == category and type(error).__name__ in state["reason"]
+    assert model.calls == 1, "an error in code was retried like a provider error"
+
+
+def test_a_small_recursion_limit_ends_the_role_with_step_limit_not_a_graph_error():
+    varied = [("count_images", {"folder": f"raw/{k}"}) for k in "abcdefghij"]
+    model = FakeToolCallingModel(replies=varied)
+    graph = build_role_agent(model, [count_images], role="C1", system_prompt="select", output=SelectionReply,
+                             max_steps=40)
+    state = graph.invoke({"messages": [HumanMessage("{}")]}, {"recursion_limit": 7})
+    assert state["failure"] == "step_limit" and "submit_SelectionReply" in state["reason"]
+    assert model.calls == 2  # model, tools, model, tools, then the closing turn: 5 of the 7 supersteps
+
+
+def test_a_model_that_cannot_go_on_is_quoted_in_its_format_error():
+    state, _ = run(["I cannot choose: the data cards list no labels."])
+    assert state["failure"] == "format_error" and "the data cards list no labels" in state["reason"]
+
+
+def test_an_agent_compiled_with_declared_tools_runs_the_tools_its_run_binds():
+    from graphs.binding import Binding, WiringError, with_binding
+
+    @tool("count_images")
+    def declared(folder: str) -> int:
+        """Count images in a folder."""
+        raise AssertionError("a declared tool ran instead of the bound one")
+
+    model = FakeToolCallingModel(replies=[("count_images", {"folder": "raw/ham"}), ("submit_SelectionReply", GOOD)])
+    graph = build_role_agent(None, [declared], role="C1", system_prompt="select", output=SelectionReply)
+    state = graph.invoke({"messages": [HumanMessage("{}")]},
+                         with_binding({}, Binding(model, (count_images,), "site_01")))
+    assert tool_messages(state)[0].content == "42" and state["result"] == GOOD
+    assert state["usage"][0]["site_id"] == "site_01"
+
+    @tool
+    def other(folder: str) -> int:
+        """Another tool."""
+        return 0
+
+    with pytest.raises(WiringError, match="compiled with"):
+        graph.invoke({"messages": [HumanMessage("{}")]}, with_binding({}, Binding(model, (other,))))

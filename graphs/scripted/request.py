@@ -4,8 +4,16 @@ from __future__ import annotations
 
 import re
 
-from envs.concepts import CONCEPTS
+from envs.concepts import CONCEPTS, MODALITIES
 from graphs.scripted.lexicon import BENIGN, MALIGNANT, REFERENCE, body_part, mentioned, norm
+from graphs.scripted.model import Unanswerable
+
+NO_MODALITY = ("I could not tell which imaging modality the request is about ({request!r}). Name one of: {modalities}; "
+               "for example 'skin cancer on dermatoscopy images' or 'pneumonia on chest X-rays'.")
+NO_CLASSES = ("I read a {modality} request about the {body_part}, but it names no classes I can recognise. Name the "
+              "findings the model must tell apart: two or more (e.g. '{a} versus {b}'), one to detect against "
+              "{reference} (e.g. 'detect {b}'), or a binary benign-versus-malignant task. Findings I know for "
+              "{modality}: {known}.")
 
 MODALITY_WORDS = {
     "dermatoscopy": ("dermat", "skin", "dermoscop", "mole", "melanoma", "lesions into"),
@@ -24,7 +32,7 @@ def modality_of(request: str) -> str:
     scores = {m: sum(text.count(w) for w in words) for m, words in MODALITY_WORDS.items()}
     best = max(scores, key=scores.get)
     if scores[best] == 0:
-        raise ValueError("the request names no imaging modality I know")
+        raise Unanswerable(NO_MODALITY.format(request=request[:200], modalities=", ".join(MODALITIES)))
     return best
 
 
@@ -53,7 +61,11 @@ def target_classes(modality: str, request: str) -> list[dict]:
     if len(named) == 1:
         ref = REFERENCE[modality]
         return [_cls(ref, (ref,)), _cls(named[0], (named[0],))]
-    raise ValueError("the request names no classes I can recognise")
+    known = [c.replace("_", " ") for c in CONCEPTS[modality]]
+    reference = REFERENCE[modality].replace("_", " ")
+    others = [c for c in known if c != reference]
+    raise Unanswerable(NO_CLASSES.format(modality=modality, body_part=body_part(modality), a=others[0],
+                                         b=others[-1], reference=reference, known=", ".join(known)))
 
 
 def task_spec(request: str) -> dict:

@@ -10,14 +10,22 @@ from __future__ import annotations
 from typing import Any
 
 from graphs.scripted.lexicon import DATA_TAG, concept_of, norm
-from graphs.scripted.model import Transcript, policy
+from graphs.scripted.model import Transcript, Unanswerable, policy
 from graphs.scripted.request import task_spec
 
 Call = tuple[str, dict[str, Any]]
+REFUSED = "{tool} refused ({text}); I cannot {need} without it, so I stop here without submitting"
 
 
 def plain(text: Any) -> str:
     return DATA_TAG.sub("", str(text))
+
+
+def needed(tool: str, result: Any, need: str) -> dict:
+    """A tool result the policy must read as a dict; a refusal (the tool's error text) stops the role."""
+    if isinstance(result, dict):
+        return result
+    raise Unanswerable(REFUSED.format(tool=tool, text=plain(result)[:300], need=need))
 
 
 def class_of(spec: dict, concept: str | None) -> str | None:
@@ -57,6 +65,7 @@ def c1(t: Transcript) -> Call:
     cards = t.last("read_data_cards")
     if cards is None:
         return "read_data_cards", {}
+    cards = needed("read_data_cards", cards, "choose datasets")
     spec = t.input["task_spec"]
     chosen = [plain(d["name"]) for d in cards.get("datasets", []) if dataset_fits(spec, d)]
     reason = (f"{len(chosen)} dataset(s) show {spec['modality']} images of the {spec['body_part']} with labels "
@@ -81,24 +90,26 @@ def c3(t: Transcript) -> Call:
     cards = t.last("read_data_cards")
     if cards is None:
         return "read_data_cards", {}
-    datasets = [d for d in cards["datasets"] if plain(d["name"]) in selected]
+    cards = needed("read_data_cards", cards, "find the selected datasets")
+    datasets = [d for d in cards.get("datasets", []) if plain(d["name"]) in selected]
     folders = [f"work/organized/{plain(d['folder']).split('/', 1)[1]}" for d in datasets]
-    listed = t.all("list_labels")
+    listed = [needed("list_labels", r, "map the labels of a dataset") for r in t.all("list_labels")]
     if len(listed) < len(folders):
         return "list_labels", {"folder": folders[len(listed)]}
-    applied = t.all("apply_label_map")
+    applied = [needed("apply_label_map", r, "report harmonised counts") for r in t.all("apply_label_map")]
     targets = [c["name"] for c in spec["target_classes"]]
     if len(applied) < len(folders):
         i = len(applied)
-        labels = list(listed[i]["labels"])
+        labels = list(listed[i].get("labels") or [])
         return "apply_label_map", {"folder": folders[i], "mapping": label_targets(spec, datasets[i], labels),
                                    "target_classes": targets}
     stats = t.last("client_statistics")
     if stats is None:
         return "client_statistics", {"folder": "work/harmonized"}
+    stats = needed("client_statistics", stats, "report the site's statistics")
     label_map = {}
     for d, lst in zip(datasets, listed):
-        label_map.update(label_targets(spec, d, list(lst["labels"])))
+        label_map.update(label_targets(spec, d, list(lst.get("labels") or [])))
     return "submit_HarmonizationReport", {
         "site_id": t.input["site_id"], "label_map": label_map,
         "class_counts": {k: int(v) for k, v in (stats.get("class_counts") or {}).items()},
@@ -125,7 +136,7 @@ def c2(t: Transcript) -> Call:
     cards = t.last("read_data_cards")
     if cards is None:
         return "read_data_cards", {}
-    folders = _selected_folders(t, cards)
+    folders = _selected_folders(t, needed("read_data_cards", cards, "find the selected datasets"))
     plan: list[Call] = []
     for raw, organized in folders:
         plan.append(("organize_dataset", {"folder": raw}))
@@ -171,7 +182,8 @@ def s3(t: Transcript) -> Call:
     stats = t.last("federation_statistics")
     if stats is None:
         return "federation_statistics", {}
-    entries = catalog if isinstance(catalog, list) else catalog.get("algorithms", [])
+    entries = catalog if isinstance(catalog, list) else needed("read_algorithm_catalog", catalog,
+                                                                "choose an algorithm").get("algorithms", [])
     goals = t.input["task_spec"].get("implicit_goals", [])
     for goal in goals:
         for cat in GOAL_CATEGORIES.get(goal, ()):
@@ -211,14 +223,20 @@ def s4(t: Transcript) -> Call:
     status = t.last("training_status")
     if status is None or (isinstance(status, dict) and status.get("state") == "running"):
         return "training_status", {"job_id": job}
+    failed = {"job_id": job, "algorithm": algo["algorithm"], "sites": sites, "status": "failed", "rounds_completed": 0}
+    if not isinstance(status, dict):  # the status tool refused: report that, never guess a state
+        return "submit_TrainingReport", {**failed, "notes": f"training_status refused: {plain(status)[:280]}"}
+    state = str(status.get("state", "failed"))
     report = t.last("training_report")
-    state = status.get("state", "failed") if isinstance(status, dict) else "failed"
     if report is None and state == "finished":
         return "training_report", {"job_id": job}
+    rounds = int(status.get("rounds_done", 0))
+    if state == "finished" and not isinstance(report, dict):
+        return "submit_TrainingReport", {**failed, "status": "finished", "rounds_completed": rounds,
+                                         "notes": f"training_report refused: {plain(report)[:280]}"}
     metrics = (report or {}).get("final_test", {}) if isinstance(report, dict) else {}
     return "submit_TrainingReport", {
-        "job_id": job, "algorithm": algo["algorithm"], "sites": sites, "status": state,
-        "rounds_completed": int((report or {}).get("rounds_completed", status.get("rounds_done", 0))
-                                if isinstance(report, dict) else 0),
+        **failed, "status": state if state in ("finished", "stopped", "failed") else "failed",
+        "rounds_completed": int(report.get("rounds_completed", rounds)) if isinstance(report, dict) else rounds,
         "metrics": {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))},
         "notes": "" if state == "finished" else str(status.get("error", ""))[:300]}
