@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+from envs.concepts import MODALITIES, concept_named
 from evals.cleaning import c2_site_detail, pooled
 from evals.scoring import RoleScore, Trial, not_submitted, scorer
-from graphs.scripted.lexicon import concept_of
 
 
 def spec_partition(spec: dict) -> dict[str, frozenset[str | None]]:
-    """A task spec's classes as sets of concepts (unknown findings become None)."""
+    """A task spec's classes as sets of concepts (unknown findings become None).
+
+    Findings are read with the answer key's vocabulary (:func:`envs.concepts.concept_named`), never
+    with a player's: the scripted policy's lexicon and the grader must be able to disagree.
+    """
     m = spec["modality"]
-    return {c["name"]: frozenset(concept_of(m, x) for x in c["includes"]) for c in spec["target_classes"]}
+    if m not in MODALITIES:
+        return {c["name"]: frozenset([None]) for c in spec["target_classes"]}
+    return {c["name"]: frozenset(concept_named(m, x) for x in c["includes"]) for c in spec["target_classes"]}
 
 
 def class_translation(trial: Trial) -> dict[str, str] | None:
