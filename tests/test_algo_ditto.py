@@ -9,6 +9,7 @@ from algorithms.base import PERSONAL_STATE, ClientContext, Phase
 from algorithms.ditto import Ditto
 from algorithms.registry import get_algorithm
 from algorithms.testing import dummy_federation, dummy_info, run_engine
+from tests.tensor_asserts import assert_same_tensors
 
 torch.set_num_threads(1)
 
@@ -51,11 +52,11 @@ def test_personal_model_is_kept_across_rounds_and_differs_from_global() -> None:
     for cid in range(2):
         assert log[(1, cid, "start")] is None, "first round: the personal model starts from the global"
         start2, end1 = log[(2, cid, "start")], log[(1, cid, "end")]
-        assert all(torch.equal(start2[k], end1[k]) for k in end1), "round 2 continues the personal model"
+        assert_same_tensors(start2, end1, what="round 2 continues the personal model")
         end2 = log[(2, cid, "end")]
         assert _dist(end2, engine.global_state, params) > 1e-3
         pers = engine.algo.personalised_state(engine.global_state, engine.client_states[cid], {})
-        assert all(torch.equal(pers[k], end2[k]) for k in end2), "personalised evaluation uses v_k"
+        assert_same_tensors(pers, end2, keys=end2, what="personalised evaluation uses v_k")
     assert _dist(log[(2, 0, "end")], log[(2, 1, "end")], params) > 1e-3
     assert "personal" in result.history[-1]
 

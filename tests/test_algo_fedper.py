@@ -43,8 +43,9 @@ def test_head_never_averaged_body_averaged() -> None:
     info = engine.info
     head, body = info.head_keys, [k for k in info.state_keys if k not in info.head_keys]
     initial_head = rec["received"][(1, 0)]
+    assert len(rec["updates"]) == 2 and body, "two rounds of uploads, of a non-empty body"
     for r, ups in enumerate(rec["updates"]):
-        assert all(set(u) == set(body) for u in ups), "uploads carry the body only"
+        assert len(ups) == 3 and all(set(u) == set(body) for u in ups), "each of the 3 clients uploads the body only"
         before, after, sizes = rec["globals"][r]
         mean = weighted_mean(ups, sizes)
         for k in body:

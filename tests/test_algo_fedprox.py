@@ -9,6 +9,7 @@ import torch
 from algorithms.aggregation import subtract
 from algorithms.registry import get_algorithm
 from algorithms.testing import dummy_federation, initial_state, run_engine
+from tests.tensor_asserts import assert_same_tensors
 
 
 def _drift(engine, initial):
@@ -20,7 +21,7 @@ def test_mu_zero_equals_fedavg_exactly():
     data = dummy_federation()
     e_avg, r_avg = run_engine(get_algorithm("fedavg"), data, rounds=2)
     e_prox, r_prox = run_engine(get_algorithm("fedprox", mu=0.0), data, rounds=2)
-    assert all(torch.equal(e_avg.global_state[k], e_prox.global_state[k]) for k in e_avg.global_state)
+    assert_same_tensors(e_avg.global_state, e_prox.global_state, what="FedProx(mu=0) vs FedAvg")
     assert r_avg.final == r_prox.final
 
 

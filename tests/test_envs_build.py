@@ -6,6 +6,7 @@ import json
 import os
 import stat
 
+import numpy as np
 import pydicom
 import pytest
 import yaml
@@ -52,11 +53,28 @@ def test_every_mess_kind_is_injected_and_recorded(built_envs, modality):
 @pytest.mark.parametrize("modality", MODALITIES)
 def test_corrupt_files_do_not_decode_and_images_do(built_envs, modality):
     env = built_envs(modality)
-    for (site_id, path) in env.key.files_with_role("corrupt"):
-        with pytest.raises(Exception):  # noqa: B017  whichever error the format's decoder raises
+    corrupt = env.key.files_with_role("corrupt")
+    assert corrupt, f"{modality}: no corrupt files planted"
+    for (site_id, path) in corrupt:
+        with pytest.raises(DECODE_ERRORS):  # what PIL, pydicom and nibabel raise on bad bytes, not a bug
             _decode(env.site_dir(site_id) / "raw" / path)
-    for (site_id, path) in env.key.files_with_role("duplicate")[:5] + env.key.files_with_role("image")[:5]:
-        assert _decode(env.site_dir(site_id) / "raw" / path) is not None
+    good = env.key.files_with_role("duplicate")[:5] + env.key.files_with_role("image")[:5]
+    assert len(good) == 10, f"{modality}: fewer than 5 duplicates and 5 images to decode"
+    for (site_id, path) in good:
+        pixels = np.asarray(_decode(env.site_dir(site_id) / "raw" / path))
+        assert pixels.ndim >= 2 and min(pixels.shape[:2]) >= 8 and pixels.std() > 0, f"{path} decoded to {pixels.shape}"
+
+
+def _decode_errors() -> tuple[type[BaseException], ...]:
+    from nibabel.filebasedimages import ImageFileError
+    from pydicom.errors import InvalidDicomError
+
+    return (OSError, SyntaxError, ValueError, EOFError, InvalidDicomError, ImageFileError)
+
+
+#: Errors a decoder raises on a corrupt file (PIL: UnidentifiedImageError, an OSError, or a truncated
+#: stream; pydicom: InvalidDicomError; nibabel and gzip: ImageFileError, EOFError, BadGzipFile).
+DECODE_ERRORS = _decode_errors()
 
 
 def _decode(path):
@@ -120,7 +138,7 @@ def test_server_sees_only_site_ids_and_requests(built_envs):
     sites = json.loads((env.root / "server" / "sites.json").read_text())
     assert sites == {"modality": "dermatoscopy", "sites": sorted(env.key.sites)}
     tasks = json.loads((env.root / "server" / "tasks.json").read_text())
-    assert all(set(t) == {"task_id", "request"} for t in tasks)
+    assert len(tasks) == len(env.key.tasks) and all(set(t) == {"task_id", "request"} for t in tasks)
     for site_id in env.key.sites:  # the key never sits inside a site
         assert not list(env.site_dir(site_id).rglob("answer_key*"))
 

@@ -86,7 +86,7 @@ def test_rows_carry_usage_cost_and_accuracy_per_role():
 
 def test_a_replay_miss_unscores_the_whole_trial():
     rows = rows_from_report({"model": "x"}, _report(), REGISTRY["scripted"], ["replay miss for x: ..."], 1.0)
-    assert all(r["passed"] is None and r["failure_category"] == "replay_miss" for r in rows)
+    assert len(rows) == 7 and all(r["passed"] is None and r["failure_category"] == "replay_miss" for r in rows)
 
 
 def test_summaries_and_plots_are_written(tmp_path):

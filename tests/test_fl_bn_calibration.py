@@ -16,6 +16,7 @@ from fl_core.data import Split, load_federation, normalise
 from fl_core.models import TinyCNN, create_model
 from fl_core.testing import make_shape_folders
 from fl_core.training import calibrate_batchnorm, evaluate
+from tests.tensor_asserts import assert_same_tensors
 
 
 def _split(n: int, seed: int, offset: float = 0.0) -> Split:
@@ -36,7 +37,7 @@ def test_calibration_sets_the_first_norm_to_the_sites_own_statistics() -> None:
     assert torch.allclose(norm.running_mean, act.mean(dim=(0, 2, 3)), atol=1e-4)
     assert torch.allclose(norm.running_var, act.var(dim=(0, 2, 3), unbiased=True), rtol=1e-3)
     assert norm.momentum == pytest.approx(0.1) and not model.training
-    assert all(torch.equal(before[k], v) for k, v in model.named_parameters())
+    assert_same_tensors(before, dict(model.named_parameters()), what="weights after calibration")
 
 
 def test_calibration_skips_models_without_batchnorm_and_tiny_splits() -> None:
@@ -45,7 +46,7 @@ def test_calibration_skips_models_without_batchnorm_and_tiny_splits() -> None:
     model = TinyCNN(2, 3)
     state = copy.deepcopy(model.state_dict())
     assert not calibrate_batchnorm(model, _split(1, 0))
-    assert all(torch.equal(state[k], v) for k, v in model.state_dict().items())
+    assert_same_tensors(state, model.state_dict(), what="a model too small a split cannot calibrate")
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +66,7 @@ def test_engine_calibrates_only_the_evaluation_of_the_global_model(skewed, tmp_p
     plain = run(RunConfig(**base, out_dir=str(tmp_path / "none")))
     local = run(RunConfig(**base, out_dir=str(tmp_path / "local"), bn_calibration="local"))
     saved = [torch.load(tmp_path / d / "final_model.pt", weights_only=False)["global_state"] for d in ("none", "local")]
-    assert all(torch.equal(saved[0][k], saved[1][k]) for k in saved[0])  # training is the same
+    assert_same_tensors(saved[0], saved[1], what="global model with and without calibration")  # same training
 
     cfg = RunConfig(**base, out_dir=str(tmp_path / "check"))
     data = load_federation(cfg.data_dirs, cfg.image_size, cfg.in_chans, cfg.val_fraction, cfg.test_fraction, cfg.seed)

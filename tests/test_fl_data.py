@@ -17,7 +17,7 @@ def test_stratified_split_keeps_class_shares_and_is_deterministic():
     assert np.bincount(y[te]).tolist() == [4, 8, 2]
     assert np.bincount(y[va]).tolist() == [2, 4, 1]
     again = stratified_split(y, 0.1, 0.2, seed=5)
-    assert all(np.array_equal(a, b) for a, b in zip((tr, va, te), again))
+    assert len(again) == 3 and all(np.array_equal(a, b) for a, b in zip((tr, va, te), again, strict=True))
     other = stratified_split(y, 0.1, 0.2, seed=6)
     assert not np.array_equal(te, other[2])
 

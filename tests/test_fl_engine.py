@@ -15,6 +15,7 @@ from fl_core import RunConfig, run
 from fl_core.engine import CRASH_ENV, sample_clients
 from fl_core.report import REPORT_FILES
 from fl_core.testing import make_noise_folders, make_shape_folders
+from tests.tensor_asserts import assert_same_tensors
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -116,4 +117,4 @@ def test_resume_after_kill_gives_the_same_result(tmp_path):
     assert [h["global"] for h in resumed.history] == [h["global"] for h in straight.history]
     a = torch.load(killed / "final_model.pt")["global_state"]
     b = torch.load(tmp_path / "straight" / "final_model.pt")["global_state"]
-    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert_same_tensors(a, b, what="resumed vs straight final model")

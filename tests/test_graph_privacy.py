@@ -8,20 +8,39 @@ from pathlib import Path
 
 import pytest
 
+import graphs
 from graphs.server import build_graph
 from tests.graph_helpers import private_env, run_config
 
 FORBIDDEN_IMPORTS = ("envs.key", "envs.build", "envs.oracle", "envs.items", "envs.layouts", "envs.plan")
 
 
-def test_graphs_never_import_the_answer_key_or_the_builder():
-    for path in Path("graphs").rglob("*.py"):
-        tree = ast.parse(path.read_text())
-        for node in ast.walk(tree):
+def forbidden_imports(package: Path) -> tuple[list[Path], list[str]]:
+    """Every .py file under ``package`` and each import in them of a forbidden module."""
+    files = sorted(package.rglob("*.py"))
+    found = []
+    for path in files:
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             names = [a.name for a in node.names] if isinstance(node, ast.Import) else (
                 [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
-            for name in names:
-                assert not name.startswith(FORBIDDEN_IMPORTS), f"{path} imports {name}"
+            found += [f"{path.relative_to(package.parent)} imports {n}" for n in names if n.startswith(FORBIDDEN_IMPORTS)]
+    return files, found
+
+
+def test_graphs_never_import_the_answer_key_or_the_builder():
+    package = Path(graphs.__file__).resolve().parent  # the package, wherever pytest runs from
+    files, found = forbidden_imports(package)
+    expected = {"server.py", "agent.py", "client.py", "phases.py", "lexicon.py", "roles.py"}
+    assert expected <= {f.name for f in files}, f"the scan saw only {[f.name for f in files]} under {package}"
+    assert not found, found
+
+
+def test_the_import_scan_finds_a_planted_forbidden_import(tmp_path):
+    package = tmp_path / "graphs"
+    (package / "scripted").mkdir(parents=True)
+    (package / "scripted" / "peek.py").write_text("from envs.key import AnswerKey\nimport envs.oracle as o\n")
+    _, found = forbidden_imports(package)
+    assert found == ["graphs/scripted/peek.py imports envs.key", "graphs/scripted/peek.py imports envs.oracle"]
 
 
 @pytest.mark.slow
