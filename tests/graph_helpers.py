@@ -42,6 +42,7 @@ def counting_model():
 
     class CountingScripted(ScriptedChatModel):
         calls: Counter = Field(default_factory=Counter)  # shared by the copies bind_tools makes
+        runs: Counter = Field(default_factory=Counter)  # (role, site) -> node runs, filled by the test
 
         def _generate(self, messages, stop=None, run_manager=None, **kwargs):
             self.calls[next(role_of[n] for n in self.tool_names if n in role_of)] += 1

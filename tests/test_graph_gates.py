@@ -16,7 +16,7 @@ from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.checkpoint.sqlite import SqliteSaver
 from langgraph.types import Command
 
-from graphs import gates
+from graphs import client, gates, server
 from graphs.server import build_graph
 from tests.graph_helpers import counting_model, private_env, run_config
 
@@ -24,9 +24,24 @@ pytestmark = pytest.mark.slow
 REQUEST = "I want to train a binary pneumonia detection model on chest X-rays."
 
 
-def _ask_run(built_envs, tmp_path, thread):
+def _count_role_runs(monkeypatch) -> Counter:
+    """(role, site) -> how many times a graph node ran the role (a re-run node replays its role)."""
+    runs: Counter = Counter()
+    for module in (server, client):
+        real = module.run_role
+
+        def counted(code, rt, tools, payload, config, site_id=None, *args, _real=real, **kwargs):
+            runs[(code, site_id)] += 1
+            return _real(code, rt, tools, payload, config, site_id, *args, **kwargs)
+
+        monkeypatch.setattr(module, "run_role", counted)
+    return runs
+
+
+def _ask_run(built_envs, tmp_path, thread, monkeypatch):
     env = private_env(built_envs("xray"), tmp_path)
     model = counting_model()
+    model.runs = _count_role_runs(monkeypatch)
     cfg = run_config(env, tmp_path / "run", approve="ask", thread_id=thread, model=model)
     return build_graph(checkpointer=InMemorySaver()), cfg, model
 
@@ -37,12 +52,14 @@ def _gate(out):
 
 
 def _each_role_ran_once(state, model):
-    """Every model call paid belongs to a role run the state records, and no role ran twice."""
+    """Every model call paid belongs to a role run the state records, and no role ran twice: not by
+    the model's count, not by the graph's (a re-run node replays its role from the checkpoint)."""
     paid = dict(model.calls)
     recorded = dict(Counter(u["role"] for u in state.get("usage", [])))
     assert paid == recorded, f"model calls {paid} but recorded role runs used {recorded}: a role ran again"
-    runs = Counter((o["role"], o["site_id"]) for o in state["outcomes"])
-    assert max(runs.values()) == 1, f"a role ran twice: {runs}"
+    outcomes = Counter((o["role"], o["site_id"]) for o in state["outcomes"])
+    assert max(outcomes.values()) == 1, f"a role ran twice: {outcomes}"
+    assert dict(model.runs) == dict(outcomes), f"nodes ran roles {dict(model.runs)}; the state records {outcomes}"
 
 
 #: (answer at the sites gate, at the label-map gate, at the launch gate); "edit" keeps the first site only.
@@ -56,8 +73,9 @@ DECISIONS = {
 
 
 @pytest.mark.parametrize("case", sorted(DECISIONS))
-def test_every_gate_takes_approve_edit_or_reject_on_resume_and_no_role_runs_twice(built_envs, tmp_path, case):
-    graph, cfg, model = _ask_run(built_envs, tmp_path, case)
+def test_every_gate_takes_approve_edit_or_reject_on_resume_and_no_role_runs_twice(built_envs, tmp_path, case,
+                                                                                  monkeypatch):
+    graph, cfg, model = _ask_run(built_envs, tmp_path, case, monkeypatch)
     sites_answer, maps_answer, launch_answer = DECISIONS[case]
     gate = _gate(graph.invoke({"request": REQUEST}, cfg))
     assert gate["gate"] == "sites"
@@ -66,7 +84,7 @@ def test_every_gate_takes_approve_edit_or_reject_on_resume_and_no_role_runs_twic
     assert model.calls["S2"] == 1
     out = graph.invoke(Command(resume=proposed[:1] if sites_answer == "edit" else sites_answer), cfg)
     kept = proposed[:1] if sites_answer == "edit" else proposed if sites_answer is True else []
-    assert model.calls["S2"] == 1, "resuming the sites gate ran S2 again"
+    assert model.calls["S2"] == 1 and model.runs[("S2", None)] == 1, "resuming the sites gate ran S2 again"
     if not kept:
         assert "__interrupt__" not in out and not out.get("harmonization") and "C2" not in model.calls
         return _each_role_ran_once(out, model)
@@ -94,14 +112,14 @@ def test_every_gate_takes_approve_edit_or_reject_on_resume_and_no_role_runs_twic
     _each_role_ran_once(out, model)
 
 
-def test_an_answer_naming_an_unknown_site_is_asked_again_with_the_reason(built_envs, tmp_path):
-    graph, cfg, model = _ask_run(built_envs, tmp_path, "unknown-site")
+def test_an_answer_naming_an_unknown_site_is_asked_again_with_the_reason(built_envs, tmp_path, monkeypatch):
+    graph, cfg, model = _ask_run(built_envs, tmp_path, "unknown-site", monkeypatch)
     proposed = sorted(s for s, a in _gate(graph.invoke({"request": REQUEST}, cfg))["approvals"].items()
                       if a["approved"])
     again = _gate(graph.invoke(Command(resume=["site_99"]), cfg))
     assert again["gate"] == "sites" and "site_99" in again["error"] and proposed[0] in again["error"]
     out = graph.invoke(Command(resume="no"), cfg)
-    assert "__interrupt__" not in out and model.calls["S2"] == 1
+    assert "__interrupt__" not in out and model.calls["S2"] == 1 and model.runs[("S2", None)] == 1
     assert not any(a["approved"] for a in out["approvals"].values())
 
 
@@ -110,6 +128,7 @@ def test_a_crash_between_a_role_and_its_gate_resumes_at_the_gate(built_envs, tmp
     (a new graph on the same checkpointer) asks the gate's question without running the role again."""
     env = private_env(built_envs("xray"), tmp_path)
     model, saver = counting_model(), InMemorySaver()
+    model.runs = _count_role_runs(monkeypatch)
     cfg = run_config(env, tmp_path / "run", approve="ask", thread_id="crash-at-gate", model=model)
     real_ask, crashed = gates.ask, []
 
@@ -124,12 +143,13 @@ def test_a_crash_between_a_role_and_its_gate_resumes_at_the_gate(built_envs, tmp
     for gate, role in (("sites", "S2"), ("label_maps", "C3"), ("launch", "S3")):
         with pytest.raises(RuntimeError, match=f"before the {gate} gate"):
             build_graph(checkpointer=saver).invoke(pending, cfg)
-        calls = dict(model.calls)
+        calls, runs = dict(model.calls), dict(model.runs)
         graph = build_graph(checkpointer=saver)  # the restarted process
         assert graph.get_state(cfg).next == ({"sites": "approve_sites", "label_maps": "review_maps",
                                               "launch": "approve_launch"}[gate],)
         asked = _gate(graph.invoke(None, cfg))
-        assert asked["gate"] == gate and dict(model.calls) == calls, f"resuming at the {gate} gate ran {role} again"
+        assert asked["gate"] == gate and (dict(model.calls), dict(model.runs)) == (calls, runs), \
+            f"resuming at the {gate} gate ran {role} again"
         pending = Command(resume=answers[gate])
     out = build_graph(checkpointer=saver).invoke(pending, cfg)
     assert crashed == ["sites", "label_maps", "launch"] and out.get("training") is None
