@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 
 from envs.key import AnswerKey
 
-FailureCategory = str  # step_limit | repeated_call | format_error | provider_error | harness_error | wrong_decision | upstream | ...
+FailureCategory = str  # step_limit | repeated_call | format_error | provider_error | policy_error | harness_error | wrong_decision | upstream | ...
 
 
 class RoleScore(BaseModel):
