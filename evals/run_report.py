@@ -50,7 +50,17 @@ def write_run_report(state: dict[str, Any], *, out: Path, env_dir: Path, task_id
                                    thresholds=thresholds or Thresholds()))
     training = state.get("training") or {}
     summary = training_summary(out, training.get("job_id"))
+    unkeyed = sorted(set(state.get("selections") or {}) - set(key.sites if key is not None else ()))
+    if scores:
+        scoring = "scored against the environment's answer key" + (
+            f"; sites without a key (registered real sites) are reported, not scored: {', '.join(unkeyed)}"
+            if unkeyed else "")
+    else:
+        scoring = ("not scored: " + ("this environment has no answer key (registered real sites)" if key is None
+                                     else "the request is not one of the environment's tasks")
+                   + "; each role's outcome is reported as it ran")
     report = {
+        "scoring": scoring, "unscored_sites": unkeyed if scores else sorted(state.get("selections") or {}),
         "request": state.get("request"), "task_id": task_id, "model": model, "model_label": describe(model),
         "guidance": guidance,
         "roles": {r: s.model_dump() for r, s in scores.items()} or {
@@ -103,9 +113,12 @@ def _fmt(x: Any) -> str:
 def render_markdown(r: dict[str, Any], curve: bool) -> str:
     lines = ["# FedAgentBench run", "", f"**Request:** {r['request']}", "",
              f"**Model:** {r['model_label']} · **guidance:** {r['guidance']} · **task:** {r['task_id'] or 'not a suite task (unscored)'}",
+             "", f"**Scoring:** {r.get('scoring', '')}",
              "", "## Roles", "", "| role | passed | failure | explanation |", "|---|---|---|---|"]
     for role, s in r["roles"].items():
-        lines.append(f"| {role} | {_fmt(s.get('success'))} | {s.get('failure_category') or ''} | "
+        verdict = (("ran" if s.get("success") else "failed") + " (not scored)") if s.get("scored") is False \
+            else _fmt(s.get("success"))
+        lines.append(f"| {role} | {verdict} | {s.get('failure_category') or ''} | "
                      f"{str(s.get('explanation', '')).replace('|', '/')[:200]} |")
     spec = r.get("task_spec") or {}
     if spec:

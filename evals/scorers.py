@@ -76,13 +76,25 @@ def score_c1(t: Trial) -> RoleScore:
 def score_s2(t: Trial) -> RoleScore:
     if (bad := not_submitted("S2", t.outcomes("S2"))) is not None:
         return bad
-    approved = {s for s, a in t.state.get("approvals", {}).items() if a.get("approved")}
+    approved = {s for s, a in t.state.get("approvals", {}).items() if a.get("approved") and s in t.key.sites}
     want = set(t.task.qualifying)
     ok = approved == want
     return RoleScore(role="S2", passed=ok, failure_category=None if ok else "wrong_decision",
-                     explanation="approved exactly the qualifying sites" if ok else
-                     f"approved {sorted(approved)}; qualifying {sorted(want)}",
-                     detail={"approved": sorted(approved), "qualifying": sorted(want)})
+                     explanation=("approved exactly the qualifying sites" if ok else
+                                  f"approved {sorted(approved)}; qualifying {sorted(want)}") + _unscored_note(t),
+                     detail={"approved": sorted(approved), "qualifying": sorted(want),
+                             "unscored_sites": unscored_sites(t)})
+
+
+def unscored_sites(t: Trial) -> list[str]:
+    """Sites in the run that the answer key does not know (registered real sites): reported, not scored."""
+    seen = set(t.state.get("selections") or {}) | set(t.state.get("approvals") or {})
+    return sorted(seen - set(t.key.sites))
+
+
+def _unscored_note(t: Trial) -> str:
+    extra = unscored_sites(t)
+    return f" (sites without an answer key, reported but not scored: {extra})" if extra else ""
 
 
 @scorer("C2")
@@ -92,6 +104,8 @@ def score_c2(t: Trial) -> RoleScore:
     details = {}
     for o in t.outcomes("C2"):
         site = o["site_id"]
+        if site not in t.key.sites:  # a registered real site: no key to score it against
+            continue
         selected = t.state["selections"][site]["selected"]
         details[site] = c2_site_detail(t.key.sites[site], selected, t.env_dir / "sites" / site / "work" / "organized")
     d, th = pooled(list(details.values())), t.thresholds
@@ -102,9 +116,10 @@ def score_c2(t: Trial) -> RoleScore:
         [f"{d['misfiled']} images filed under the wrong label"] if d["misfiled"] else [])
     ok = not problems
     return RoleScore(role="C2", passed=ok, failure_category=None if ok else "wrong_decision",
-                     explanation="; ".join(problems) or "cleaning meets every threshold over the approved sites",
+                     explanation=("; ".join(problems) or "cleaning meets every threshold over the approved sites")
+                     + _unscored_note(t),
                      detail={"pooled": d, "sites": {s: {k: v for k, v in x.items() if k != "counts"}
-                                                    for s, x in details.items()}})
+                                                    for s, x in details.items()}, "unscored_sites": unscored_sites(t)})
 
 
 @scorer("C3")
@@ -118,6 +133,8 @@ def score_c3(t: Trial) -> RoleScore:
     wrong = {}
     for o in t.outcomes("C3"):
         site = o["site_id"]
+        if site not in t.key.sites:
+            continue
         got = {k: (translate.get(v) if v is not None else None)
                for k, v in t.state["harmonization"][site]["label_map"].items()}
         want = {lab: cls for ds in t.task.label_maps.get(site, {}).values() for lab, cls in ds.items()}

@@ -106,7 +106,8 @@ def test_stop_ends_a_running_job(clients, tmp_path):
     manager = JobManager(tmp_path / "runs")
     tools = _tools(make_training_tools(clients, tmp_path / "runs", DEFAULTS, manager=manager))
     try:
-        job = tools["launch_training"].invoke({"algorithm": "fedavg", "rounds": 200, "sites": ["site_01"]})
+        job = tools["launch_training"].invoke({"algorithm": "fedavg", "rounds": 200,
+                                               "sites": ["site_01", "site_02"]})
         stopped = tools["stop_training"].invoke({"job_id": job["job_id"]})
         assert stopped["state"] == "stopped"
         assert stopped["rounds_done"] < 200
@@ -123,6 +124,7 @@ def test_stop_ends_a_running_job(clients, tmp_path):
     ({"algorithm": "fedavg", "rounds": 0}, "rounds"),
     ({"algorithm": "fedavg", "bn_calibration": "site"}, "bn_calibration"),
     ({"algorithm": "fedavg", "global_pool": "median"}, "global_pool"),
+    ({"algorithm": "fedavg", "sites": ["site_01"]}, "a federation needs at least 2 sites"),
 ])
 def test_bad_launch_arguments_are_answered(clients, tmp_path, args, expect):
     tools = _tools(make_training_tools(clients, tmp_path / "runs", DEFAULTS))

@@ -20,6 +20,8 @@ from fl_core.config import RunConfig
 from tools.training_jobs import JobManager
 
 ClientStats = dict[str, dict[str, Any]]
+#: A federation of one site is not a federation: launch_training refuses below this (README, "one site").
+MIN_SITES = 2
 METRIC_KEYS = ("accuracy", "balanced_accuracy", "macro_f1", "auroc", "loss", "n")
 
 
@@ -169,6 +171,11 @@ def make_training_tools(client_dirs: dict[str, Path], out_dir: Path, defaults: d
             raise ToolException(f"unknown or unapproved site(s) {unknown}; approved sites: {', '.join(sorted(client_dirs))}")
         if len(set(chosen)) != len(chosen):
             raise ToolException("a site is listed twice; list each approved site once")
+        if len(chosen) < MIN_SITES:
+            raise ToolException(f"a federation needs at least {MIN_SITES} sites; with {len(chosen)} ({', '.join(chosen)}) "
+                                "this would be local training, not federated learning. Launch with two or more "
+                                "approved sites, or submit your report with status 'failed' saying the federation "
+                                "has too few sites.")
         try:
             get_algorithm(algorithm, **(algorithm_params or {}))
         except (TypeError, ValueError) as exc:

@@ -16,7 +16,9 @@ from langchain_core.tools import ToolException
 from pydantic import BaseModel, Field
 
 from tools.imageio import UnreadableImage, read_image
-from tools.layout_readers import Inventory, LabelSource, layout_name, read_labels, read_rows
+from tools.label_sources import detect
+from tools.layout_readers import Inventory, LabelSource, read_rows
+from tools.layout_report import junk_counts, layout_of
 from tools.organize import FolderArgs, dataset_dir
 from tools.privacy import DATA_NOTE, DICOM_ALLOWED, as_data, bounded, safe_columns
 from tools.sandbox import CARDS, Workspace
@@ -132,19 +134,22 @@ def summarize_dataset(ws: Workspace, folder: str) -> dict[str, Any]:
     root = dataset_dir(ws, folder)
     inv = Inventory.scan(root, ws.walk_files)
     exts: Counter[str] = Counter()
-    for rel in inv.images + inv.masks + inv.tables + inv.other:
+    for rel in inv.images + inv.masks + inv.tables + inv.other:  # litter is counted apart, never as data
         suffix = "".join(rel.suffixes[-2:]).lower() if rel.name.lower().endswith(".gz") else rel.suffix.lower()
         exts[suffix if PLAIN_EXT.match(suffix) else "(other)"] += 1
     out: dict[str, Any] = {"folder": ws.rel(root), "files_by_extension": dict(exts.most_common(20)),
-                           "n_images": len(inv.images), "n_masks": len(inv.masks)}
-    try:
-        src = read_labels(inv)
-        out["layout"] = layout_name(inv, src)
-        out["labels"] = _label_counts(src)
-        out["labels"]["images_without_label"] = sum(p not in src.labels for p in inv.images)
-        out["labels"]["labels_for_missing_files"] = len(src.missing_refs)
-    except ToolException as exc:
-        out["layout"], out["labels"] = "labels not readable", {"problem": str(exc)}
+                           "n_images": len(inv.images), "n_masks": len(inv.masks),
+                           "os_and_editor_litter": junk_counts(inv)["count"]}
+    det = detect(inv)
+    src = det.source
+    out["layout"] = layout_of(inv, det)
+    out["labels"] = _label_counts(src)
+    out["labels"]["images_without_label"] = sum(p not in src.labels for p in inv.images)
+    out["labels"]["labels_for_missing_files"] = len(src.missing_refs)
+    if det.tree.split:
+        out["labels"]["splits"] = det.tree.split_counts()
+    if det.ambiguities:
+        out["labels"]["ambiguities"] = [f"{a.kind}: {a.seen}" for a in det.ambiguities]
     tables = {}
     for table in inv.tables[:5]:
         columns, rows = read_rows(root / table)

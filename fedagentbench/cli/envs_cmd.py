@@ -1,4 +1,4 @@
-"""``fedagentbench envs``: list modalities, build an environment, summarise one."""
+"""``fedagentbench envs``: list modalities, build an environment, summarise one, register a real folder."""
 
 from __future__ import annotations
 
@@ -28,6 +28,23 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = actions.add_parser("show", help="readable summary of a built environment")
     p.add_argument("dir")
     p.set_defaults(func=_show)
+
+    p = actions.add_parser("register", help="add a hospital's own folder as a site (copied, made read-only)")
+    p.add_argument("env_dir", metavar="ENV_DIR", help="environment folder (created if missing; may be a built one)")
+    p.add_argument("source", metavar="SOURCE", help="the folder with the site's images (never modified)")
+    p.add_argument("--site", required=True, help="new site id: letters, digits, underscores")
+    p.add_argument("--modality", required=True, help="what the images are: " + ", ".join(_modalities()))
+    p.add_argument("--body-part", default=None, help="body part (default: the modality's usual one, marked derived)")
+    card = p.add_mutually_exclusive_group()
+    card.add_argument("--description", default="", help="free text for the data card")
+    card.add_argument("--cards", default=None, help="your own data_cards.yaml to use instead of a derived one")
+    p.set_defaults(func=_register)
+
+
+def _modalities() -> tuple[str, ...]:
+    from envs.concepts import MODALITIES
+
+    return tuple(MODALITIES)
 
 
 def _list(args: argparse.Namespace) -> int:
@@ -72,4 +89,31 @@ def _show(args: argparse.Namespace) -> int:
     from envs.summary import show
 
     show(load(args.dir))
+    return 0
+
+
+def _register(args: argparse.Namespace) -> int:
+    import yaml
+
+    from envs.register import register_site
+    from envs.sitecards import CARD_FILE
+
+    if args.modality not in _modalities():
+        raise ValueError(f"unknown modality {args.modality!r}; choose one of {', '.join(_modalities())}")
+    site = register_site(args.env_dir, args.source, args.site, modality=args.modality, description=args.description,
+                         cards_file=args.cards, body_part=args.body_part)
+    doc = yaml.safe_load((site / CARD_FILE).read_text(encoding="utf-8"))
+    table = Table(title=f"site {args.site}: {site}")
+    for col in ("dataset", "folder", "images", "task", "labels (count)", "label source", "open choices"):
+        table.add_column(col)
+    for d in doc.get("datasets", []):
+        derived = d.get("derived") or {}
+        counts = d.get("label_counts") or {}
+        table.add_row(str(d.get("name")), str(d.get("folder")), str(d.get("approx_images", "?")),
+                      str(d.get("task_type", "?")), ", ".join(f"{k} ({v})" for k, v in counts.items()) or "-",
+                      str(derived.get("label_source", "from your card")), "; ".join(derived.get("open_choices", []))
+                      or "-")
+    console = Console()
+    console.print(table)
+    console.print(f"data card: {site / CARD_FILE} (derived fields are marked; edit it to correct them)")
     return 0

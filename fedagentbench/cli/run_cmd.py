@@ -20,7 +20,10 @@ DEFAULT_TRAIN = {"rounds": 5, "local_epochs": 3, "baselines": True}
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("run", help="run the agents on one request in a hospital environment")
     p.add_argument("request", help="the user's request, in one sentence")
-    p.add_argument("--env", required=True, help="modality to build (or reuse) an environment of, or a built folder")
+    where = p.add_mutually_exclusive_group(required=True)
+    where.add_argument("--env", help="modality to build (or reuse) an environment of, or a built folder")
+    where.add_argument("--env-dir", help="a folder of sites registered with `fedagentbench envs register` (real "
+                       "data, no answer key: roles are reported, not scored)")
     p.add_argument("--model", default="scripted", help="scripted (default), provider:model, openai-compatible:M@URL")
     p.add_argument("--base-url", default=None, help="OpenAI-compatible server for --model")
     p.add_argument("--guidance", choices=["fine-grained", "goal-oriented"], default="fine-grained")
@@ -40,6 +43,15 @@ def _preset() -> dict[str, Any]:
     from fl_core.presets import SMALL_SITES
 
     return {k: v for k, v in SMALL_SITES.items() if k != "local_epochs"}
+
+
+def registered_env(env_dir: str) -> Path:
+    """A folder of registered sites; its answer key, if it has one (a built env with real sites added), is used."""
+    root = Path(env_dir)
+    if not (root / "server" / "sites.json").is_file():
+        raise FileNotFoundError(f"{root} has no server/sites.json; register a site first: fedagentbench envs register "
+                                f"{root} SOURCE --site ID --modality M")
+    return root
 
 
 def prepare_env(env: str, out: Path, seed: int, scale: float, console: Console) -> Path:
@@ -103,9 +115,15 @@ def _run(args: argparse.Namespace) -> int:
     console = Console()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    env_dir = prepare_env(args.env, out, args.seed, args.scale, console)
-    key = load(env_dir).key
-    task_id = next((t.task_id for t in key.tasks.values() if t.request == args.request), None)
+    if args.env_dir:
+        env_dir = registered_env(args.env_dir)
+        key = load(env_dir).key if (env_dir / "key" / "answer_key.json").exists() else None
+        if key is None:
+            console.print(f"{env_dir}: registered sites without an answer key: roles are reported, not scored")
+    else:
+        env_dir = prepare_env(args.env, out, args.seed, args.scale, console)
+        key = load(env_dir).key
+    task_id = next((t.task_id for t in key.tasks.values() if t.request == args.request), None) if key else None
     model = make(args.model, base_url=args.base_url)
     console.print(f"model: {describe(args.model)}; guidance: {args.guidance}; task: {task_id or 'not a suite task'}")
     thread = args.thread_id or uuid.uuid4().hex[:12]

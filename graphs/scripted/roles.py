@@ -74,13 +74,21 @@ def c1(t: Transcript) -> Call:
     return "submit_SelectionReply", {"site_id": t.input["site_id"], "selected": chosen, "reason": reason}
 
 
+#: Fewer sites with fitting data than this is not a federation (see README, "A federation of one site").
+MIN_FEDERATION = 2
+
+
 @policy("Approvals")
 def s2(t: Transcript) -> Call:
     verdicts = []
+    fitting = [s for s, reply in t.input["selections"].items() if reply.get("selected")]
     for site_id, reply in sorted(t.input["selections"].items()):
         ok = bool(reply.get("selected"))
-        verdicts.append({"site_id": site_id, "approved": ok,
-                         "reason": "has datasets that fit the task" if ok else "no dataset fits the task"})
+        reason = "has datasets that fit the task" if ok else "no dataset fits the task"
+        if ok and len(fitting) < MIN_FEDERATION:
+            ok, reason = False, (f"only {len(fitting)} site has data that fits the task: a federation of one site is "
+                                 "not a federation (it would be local training); not approved, nothing is trained")
+        verdicts.append({"site_id": site_id, "approved": ok, "reason": reason})
     return "submit_Approvals", {"approvals": verdicts}
 
 
@@ -120,15 +128,39 @@ def c3(t: Transcript) -> Call:
 CLEANING = ("find_duplicates", "find_offtopic", "find_label_errors")
 
 
-def _selected_folders(t: Transcript, cards: dict) -> list[tuple[str, str]]:
-    """(raw folder, organised folder) of each selected dataset, from the data cards."""
+def _selected_folders(t: Transcript, cards: dict) -> list[tuple[str, str, dict]]:
+    """(raw folder, organised folder, card) of each selected dataset, from the data cards."""
     selected = t.input["selection"]["selected"]
     out = []
     for d in cards.get("datasets", []):
         if plain(d["name"]) in selected:
             raw = plain(d["folder"])
-            out.append((raw, "work/organized/" + raw.split("/", 1)[1]))
+            out.append((raw, "work/organized/" + raw.split("/", 1)[1], d))
     return out
+
+
+def _overlap(option: dict, card_labels: set[str]) -> float:
+    names = {norm(plain(k)) for k in option.get("labels", {})}
+    return len(names & card_labels) / len(names) if names else 0.0
+
+
+def organise_args(detected: Any, card: dict) -> dict[str, Any]:
+    """The choices that settle detect_layout's ambiguities: per ambiguity, the option whose label names
+    best match the labels the data card lists (the first option on a tie); multi-label rows are skipped."""
+    args: dict[str, Any] = {}
+    if not isinstance(detected, dict):
+        return args
+    card_labels = {norm(plain(x)) for x in card.get("labels") or []}
+    for amb in detected.get("ambiguities") or []:
+        if amb.get("kind") == "multi_label":
+            args["skip_multi_label"] = True
+            continue
+        options = amb.get("options") or []
+        if options:
+            best = max(options, key=lambda o: _overlap(o, card_labels))  # max keeps the first of equals
+            args.update({k: (plain(v) if isinstance(v, str) else [plain(x) for x in v] if isinstance(v, list) else v)
+                         for k, v in best["arguments"].items()})
+    return args
 
 
 @policy("PreprocessReport")
@@ -137,9 +169,13 @@ def c2(t: Transcript) -> Call:
     if cards is None:
         return "read_data_cards", {}
     folders = _selected_folders(t, needed("read_data_cards", cards, "find the selected datasets"))
+    detected = t.all("detect_layout")
     plan: list[Call] = []
-    for raw, organized in folders:
-        plan.append(("organize_dataset", {"folder": raw}))
+    for i, (raw, organized, card) in enumerate(folders):
+        plan.append(("detect_layout", {"folder": raw}))
+        if i >= len(detected):
+            break
+        plan.append(("organize_dataset", {"folder": raw, **organise_args(detected[i], card)}))
         plan += [(tool, {"folder": organized, "mode": "remove"}) for tool in CLEANING]
         plan.append(("list_labels", {"folder": organized}))
     done = len(t.results) - 1  # results after read_data_cards, one per planned call
