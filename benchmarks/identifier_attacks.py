@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from envs.readonly import tree_hash
-from tools.layout_readers import TABLE_SUFFIXES, Inventory, read_labels, read_rows
+from tools.label_sources import detect
+from tools.layout_readers import TABLE_SUFFIXES, Inventory, read_rows
 from tools.privacy import is_identifier_column
 from tools.sandbox import Workspace
 
@@ -71,7 +72,7 @@ def site_attacks(ws: Workspace, folder: str, leak_keys: list[str]) -> list[Attac
     raw_ds = ws.raw / folder
     ds = f"raw/{folder}"
     attacks: list[Attack] = []
-    src = read_labels(Inventory.scan(raw_ds, ws.walk_files))
+    src = detect(Inventory.scan(raw_ds, ws.walk_files)).source
     if src.table is not None:
         columns, _ = read_rows(raw_ds / src.table)
         file_col = src.file_column

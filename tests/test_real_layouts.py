@@ -66,8 +66,8 @@ def test_two_label_columns_that_disagree_are_a_choice(tmp_path):
     site = _site(tmp_path)
     rows = ["file,diagnosis,target"]
     for i in range(8):
-        _png(site / f"raw/ds/images/{i}.png")
-        rows.append(f"{i}.png,{'melanoma' if i % 2 else 'nevus'},{int(i < 4)}")
+        _png(site / f"raw/ds/images/lesion{i}.png")
+        rows.append(f"lesion{i}.png,{'melanoma' if i % 2 else 'nevus'},{int(i < 4)}")
     (site / "raw/ds/labels.csv").write_text("\n".join(rows) + "\n")
     ws = Workspace.open(site)
     assert detect_layout(ws, "raw/ds")["ambiguities"][0]["kind"] == "label_column"
