@@ -71,8 +71,11 @@ def initial_state(data: FederatedData, seed: int = 0, model: str = "tiny_cnn") -
 
 
 def run_engine(algo: FLAlgorithm, data: FederatedData, rounds: int = 1, seed: int = 0,
-               **overrides: Any) -> tuple[Any, Any]:
-    """Run the in-process engine on in-memory data in a throw-away folder; returns (engine, result)."""
+               transport: Any = "direct", **overrides: Any) -> tuple[Any, Any]:
+    """Run the in-process engine on in-memory data in a throw-away folder; returns (engine, result).
+
+    ``transport`` is ``"direct"``, ``"serialising"`` or a :class:`fl_core.transport.Transport`.
+    """
     from fl_core.engine import Engine
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -85,7 +88,7 @@ def run_engine(algo: FLAlgorithm, data: FederatedData, rounds: int = 1, seed: in
             "rounds": rounds, "batch_size": 8, "lr": 0.05, "seed": seed, "out_dir": str(Path(tmp) / "out"),
             "progress": False, "image_size": data.clients[0].train.x.shape[-1]}
         cfg = RunConfig(**{**settings, **overrides})
-        engine = Engine(cfg, data, copy.deepcopy(algo))
+        engine = Engine(cfg, data, copy.deepcopy(algo), transport)
         return engine, engine.run()
 
 

@@ -66,7 +66,8 @@ def _fmt(v: float) -> str:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from fl_core import RunConfig, run
+    from fedagentbench.training import run
+    from fl_core import RunConfig
 
     cfg = RunConfig(
         data_dirs=tuple(args.data), algorithm=args.algorithm, algorithm_params=_parse_params(args.param),
