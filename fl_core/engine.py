@@ -162,8 +162,13 @@ class Engine:
         return rnd
 
     # ------------------------------------------------------------------ the loop
-    def run(self) -> RunResult:
-        """Train (or resume) to the configured number of rounds and write the reports."""
+    def run(self, reports: bool = True) -> RunResult:
+        """Train (or resume) to the configured number of rounds and write the reports.
+
+        Args:
+            reports: write ``history.jsonl``, ``metrics.csv``, ``summary.json``, the learning curves
+                and ``final_model.pt``; checks that only read the returned result skip them.
+        """
         cfg, algo = self.cfg, self.algo
         t0 = time.perf_counter()
         torch.set_num_threads(cfg.num_threads)
@@ -209,9 +214,10 @@ class Engine:
                 break
         bar.close()
         result = self._result(resumed_from, time.perf_counter() - t0)
-        torch.save({"global_state": self.global_state, "local_states": self.local_states},  # in-process only
-                   os.path.join(cfg.out_dir, "final_model.pt"))
-        report.write_all(result)
+        if reports:
+            torch.save({"global_state": self.global_state, "local_states": self.local_states},  # in-process only
+                       os.path.join(cfg.out_dir, "final_model.pt"))
+            report.write_all(result)
         return result
 
     def _result(self, resumed_from: int, wall: float) -> RunResult:
