@@ -298,8 +298,8 @@ class FLAlgorithm:
         valid = self._param_names()
         for k, v in params.items():
             if k not in valid:
-                raise ValueError(f"{type(self).__name__} has no parameter {k!r}; valid: {valid} "
-                                 "(see get_params().keys())")
+                known = f"valid: {valid} (defaults {self.default_params()})" if valid else "it takes none"
+                raise ValueError(f"{type(self).__name__} has no parameter {k!r}; {known}")
             setattr(self, k, v)
         return self
 
