@@ -190,6 +190,7 @@ class ClientContext:
         phase: the phase being run (set by the engine).
         steps: optimizer steps taken so far this round (set by the engine).
         scratch: per-round temporaries, never checkpointed (e.g. a cached frozen model).
+        stage: index of the round's stage this training belongs to (:meth:`FLAlgorithm.stages`).
     """
 
     client_id: int
@@ -206,6 +207,7 @@ class ClientContext:
     phase: Phase | None = None
     steps: int = 0
     scratch: dict[str, Any] = field(default_factory=dict)
+    stage: int = 0
 
 
 @dataclass

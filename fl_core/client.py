@@ -136,7 +136,7 @@ class SiteClient:
         ctx = ClientContext(
             client_id=self.cid, round=rnd, info=self.info, global_state=received, message=message,
             state=self.state, num_samples=len(self.train), label_counts=self.label_counts,
-            local_epochs=cfg.local_epochs, lr=cfg.lr, make_model=self.workspace.frozen,
+            local_epochs=cfg.local_epochs, lr=cfg.lr, make_model=self.workspace.frozen, stage=stage,
         )
         algo.begin_client(ctx)
         stats = PhaseStats()
@@ -145,7 +145,8 @@ class SiteClient:
                 personal = self.workspace.frozen(ctx.state.get(PERSONAL_STATE, received))
                 personal.requires_grad_(True)
                 stats.add(run_phase(personal, self.train, phase, algo, ctx, cfg, gen))
-                ctx.state[PERSONAL_STATE] = clone_state(personal.state_dict())
+                if phase.kind == "train":  # a pass that only observes creates no personal model
+                    ctx.state[PERSONAL_STATE] = clone_state(personal.state_dict())
             else:
                 stats.add(run_phase(model, self.train, phase, algo, ctx, cfg, gen))
         upload = algo.end_client(ctx, model)

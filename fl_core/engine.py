@@ -1,10 +1,15 @@
-"""The in-process FL engine: it owns the round and client loops and calls the algorithm's hooks.
+"""The in-process FL engine: the server's round loop, calling the algorithm's server hooks.
+
+The engine takes an algorithm instance (it never resolves names) and reaches each client, a
+:class:`fl_core.client.SiteClient` holding its own data, algorithm instance and state, only through
+a transport: in memory (``"direct"``) or through bytes with fresh client instances
+(``"serialising"``), which is what a multi-process engine such as Flower does.
 
 Every random stream (model init, client sampling, batch order, dropout) is seeded from
-``(seed, round, client)`` rather than carried along, and the complete state after each round
-(global and local weights, client states, algorithm state, history) is checkpointed. A run killed
-at any point and started again with the same configuration therefore ends with exactly the result
-of an uninterrupted run.
+``(seed, round, client)`` rather than carried along. After each round the server checkpoints its
+own state (global weights, algorithm state, history) and each client its own (control variates,
+personal model, local keys) in ``out_dir/clients/``. A run killed at any point and started again
+with the same configuration therefore ends with exactly the result of an uninterrupted run.
 """
 
 from __future__ import annotations

@@ -32,6 +32,7 @@ from algorithms.testing import (
     check_exchange_round_trip,
     check_serialising_transport_equals_direct,
     dummy_federation,
+    initial_state,
     run_engine,
 )
 
@@ -128,7 +129,7 @@ class Sequential(FLAlgorithm):
 
     def begin_client(self, ctx: ClientContext) -> None:
         ctx.state["start"] = {"w": ctx.global_state[ctx.info.param_keys[0]].clone().view(-1)[:4]}
-        ctx.state["start_round"] = ctx.round
+        ctx.state["stage"] = ctx.stage
 
     def server_update(self, global_state: StateDict, combined: StateDict, updates: Sequence[ClientUpdate],
                       server: ServerContext) -> StateDict:
@@ -194,3 +195,53 @@ def test_sequential_stages_start_each_client_from_the_previous_stage() -> None:
         start = engine.clients[stage].state["start"]["w"]
         assert torch.equal(start, after[stage - 1][k].view(-1)[:4]), f"client {stage} did not start from stage {stage - 1}"
     assert torch.equal(engine.global_state[k], after[2][k])
+    assert [c.state["stage"] for c in engine.clients] == [0, 1, 2], "each client knows its stage"
+
+
+class TwoPass(FLAlgorithm):
+    """Two stages per round (FedIIR's shape): an observe-only pass whose statistics the server
+    sends back with the training stage."""
+
+    name = "test_two_pass"
+
+    def stages(self, server: ServerContext) -> list[tuple[int, ...]]:
+        return [server.sampled, server.sampled]
+
+    def configure_client(self, client_id: int, server: ServerContext) -> Message:
+        if server.stage == 0:
+            return Message()
+        return Message(arrays={"mean_feats": {"all": self.mean_feats_}})
+
+    def local_phases(self, ctx: ClientContext) -> list[Phase]:
+        return [Phase(epochs=1, kind="observe")] if ctx.stage == 0 else super().local_phases(ctx)
+
+    def observe(self, ctx: ClientContext, model: nn.Module, batch: Batch) -> None:
+        ctx.scratch["sum"] = ctx.scratch.get("sum", 0) + batch.feats.sum(0)
+
+    def begin_client(self, ctx: ClientContext) -> None:
+        if ctx.stage == 1:
+            ctx.state["received"] = {"all": ctx.message.arrays["mean_feats"]["all"].clone()}
+
+    def end_client(self, ctx: ClientContext, model: nn.Module) -> Message:
+        if ctx.stage == 0:
+            return Message(arrays={"feats": {"sum": ctx.scratch["sum"]}}, config={"n": ctx.num_samples})
+        return Message()
+
+    def server_update(self, global_state: StateDict, combined: StateDict, updates: Sequence[ClientUpdate],
+                      server: ServerContext) -> StateDict:
+        if server.stage == 0:
+            total = sum(u.message.arrays["feats"]["sum"] for u in updates)
+            self.mean_feats_ = total / sum(int(u.message.config["n"]) for u in updates)
+        return combined
+
+
+def test_two_pass_round_observes_first_then_trains_with_the_pooled_statistics() -> None:
+    data = dummy_federation()
+    engine, result = run_engine(TwoPass(), data, rounds=1)
+    plain, _ = run_engine(FLAlgorithm(), data, rounds=1)
+    for c in engine.clients:
+        assert torch.equal(c.state["received"]["all"], engine.algo.mean_feats_)
+    k = engine.info.param_keys[0]
+    assert not torch.equal(engine.global_state[k], initial_state(data)[k]), "the second stage trained"
+    assert result.history[0]["train_images"] == plain.history[0]["train_images"], "the observe pass is not training"
+    check_serialising_transport_equals_direct(TwoPass.name, TwoPass())
