@@ -6,14 +6,14 @@ is tested once and reused by every algorithm that needs it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import Tensor
 
 StateDict = dict[str, Tensor]
 
-__all__ = ["InconsistentUpdates", "StateDict", "add_scaled", "subtract", "weighted_mean"]
+__all__ = ["InconsistentUpdates", "StateDict", "add_scaled", "clone_state", "mean_then_step", "subtract", "weighted_mean"]
 
 
 class InconsistentUpdates(ValueError):
@@ -52,6 +52,11 @@ def weighted_mean(states: Sequence[StateDict], weights: Sequence[float]) -> Stat
     return out
 
 
+def clone_state(state: StateDict) -> StateDict:
+    """A detached copy of a state dict (tensors are cloned, so later in-place updates do not leak)."""
+    return {k: v.detach().clone() for k, v in state.items()}
+
+
 def subtract(a: StateDict, b: StateDict, keys: Sequence[str] | None = None) -> StateDict:
     """``a - b`` for ``keys`` (default: the keys of ``a``)."""
     return {k: a[k] - b[k] for k in (keys if keys is not None else a)}
@@ -62,4 +67,20 @@ def add_scaled(a: StateDict, b: StateDict, scale: float) -> StateDict:
     out = dict(a)
     for k, v in b.items():
         out[k] = a[k] + scale * v
+    return out
+
+
+def mean_then_step(
+    global_state: StateDict, combined: StateDict, keys: Sequence[str],
+    step: Callable[[str, Tensor, Tensor], Tensor],
+) -> StateDict:
+    """The combined weights with ``keys`` replaced by ``step(key, global_value, combined_value)``.
+
+    The shape every server optimiser shares (FedAvgM, FedAdam/Yogi/Adagrad, SCAFFOLD's global
+    step, FedDyn's correction): the clients' mean is taken first, then each trainable parameter
+    takes a step that a method states as one function; buffers keep the plain mean.
+    """
+    out = dict(combined)
+    for k in keys:
+        out[k] = step(k, global_state[k], combined[k])
     return out

@@ -1,7 +1,8 @@
 """The algorithm catalog: one :class:`CatalogEntry` per registered algorithm, read by the selector.
 
-Entries live next to their classes (each algorithm module's ``CATALOG`` tuple); this module only
-collects them.
+Entries live next to their classes (each algorithm module's ``CATALOG`` tuple); this module collects
+them and fills each entry's hyper-parameters from its class's ``__init__`` defaults, so the catalog
+never holds a second copy of them.
 """
 
 from __future__ import annotations
@@ -10,17 +11,27 @@ import importlib
 from typing import Any
 
 from algorithms.catalog_entry import CatalogEntry
-from algorithms.registry import algorithm_modules
+from algorithms.registry import algorithm_modules, all_algorithms
 
-__all__ = ["CatalogEntry", "as_records", "entries", "get_entry"]
+__all__ = ["CatalogEntry", "as_records", "entries", "family", "get_entry"]
 
 
 def entries() -> list[CatalogEntry]:
     """All catalog entries, sorted by name."""
+    registry = all_algorithms()
     found: list[CatalogEntry] = []
     for mod in algorithm_modules():
-        found.extend(getattr(importlib.import_module(mod), "CATALOG", ()))
+        for entry in getattr(importlib.import_module(mod), "CATALOG", ()):
+            if entry.name not in registry:
+                raise ValueError(f"{mod} has a catalog entry {entry.name!r} but no class registered under that "
+                                 "name; decorate the class with @register(name)")
+            found.append(entry.model_copy(update={"hyperparameters": registry[entry.name].default_params()}))
     return sorted(found, key=lambda e: e.name)
+
+
+def family(*categories: str) -> tuple[str, ...]:
+    """Names of the selectable algorithms that fit any of ``categories``, sorted (task templates use it)."""
+    return tuple(e.name for e in entries() if any(e.fits(c) for c in categories))  # type: ignore[arg-type]
 
 
 def get_entry(name: str) -> CatalogEntry:

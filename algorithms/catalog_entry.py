@@ -20,8 +20,12 @@ class CatalogEntry(BaseModel):
         key_idea: one or two sentences on the mechanism.
         category: the data situation it was designed for.
         choose_when: the situation in which a selector should pick it.
-        hyperparameters: name -> default value (must equal the class's ``get_params()``).
+        hyperparameters: name -> default value. Never written by hand: :func:`algorithms.catalog.entries`
+            fills it from the class's ``__init__`` signature, so there is one copy.
         paper: authors, year and arXiv id.
+        also_fits: further categories the method is a sound choice for (FedProx: designed for label
+            skew, also a safe generic choice); task templates build their families from both.
+        selectable: ``False`` for a reference point that no task should be solved with (local-only).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -33,3 +37,9 @@ class CatalogEntry(BaseModel):
     choose_when: str
     hyperparameters: dict[str, Any] = Field(default_factory=dict)
     paper: str
+    also_fits: tuple[Category, ...] = ()
+    selectable: bool = True
+
+    def fits(self, category: Category) -> bool:
+        """Whether the method is a sound choice for ``category`` (its own or one it also fits)."""
+        return self.selectable and (self.category == category or category in self.also_fits)

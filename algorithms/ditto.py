@@ -19,12 +19,12 @@ many local epochs as the global one, as in the paper's Algorithm 1 (``personal_e
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor, nn
 
-from algorithms.base import ClientContext, FLAlgorithm, Phase
+from algorithms.api import Batch, ClientContext, FLAlgorithm, Phase
 from algorithms.catalog_entry import CatalogEntry
 from algorithms.registry import register
+from algorithms.regularisers import proximal_term
 
 CATALOG = (
     CatalogEntry(
@@ -36,7 +36,6 @@ CATALOG = (
         choose_when="Sites differ (label or feature skew) and each wants the best model for its own "
         "data, with fairness across sites or robustness to a bad site mattering; doubles local "
         "compute.",
-        hyperparameters={"lam": 0.1, "personal_epochs": None},
         paper="Li et al., 2021, arXiv:2012.04221",
     ),
 )
@@ -67,14 +66,7 @@ class Ditto(FLAlgorithm):
         return [Phase(epochs=ctx.local_epochs),
                 Phase(epochs=self.personal_epochs or ctx.local_epochs, model="personal")]
 
-    def local_loss(
-        self, ctx: ClientContext, model: nn.Module, x: Tensor, y: Tensor, logits: Tensor,
-        feats: Tensor, loss: Tensor,
-    ) -> Tensor:
+    def local_loss(self, ctx: ClientContext, model: nn.Module, batch: Batch) -> Tensor:
         if ctx.phase is None or ctx.phase.model != "personal" or self.lam == 0:
-            return loss
-        prox = torch.zeros((), device=loss.device)
-        for name, p in model.named_parameters():
-            if p.requires_grad:
-                prox = prox + (p - ctx.global_state[name]).pow(2).sum()
-        return loss + 0.5 * self.lam * prox
+            return batch.loss
+        return batch.loss + 0.5 * self.lam * proximal_term(model, ctx.global_state)

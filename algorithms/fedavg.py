@@ -10,7 +10,7 @@ Every hook of :class:`FLAlgorithm` already does exactly this, so the class adds 
 
 from __future__ import annotations
 
-from algorithms.base import FLAlgorithm
+from algorithms.api import FLAlgorithm
 from algorithms.catalog_entry import CatalogEntry
 from algorithms.registry import register
 
@@ -23,7 +23,6 @@ CATALOG = (
         category="generic",
         choose_when="Default choice: clients' data are roughly IID (similar label mix and acquisition), "
         "or no other information is available; the reference every other method is compared with.",
-        hyperparameters={},
         paper="McMahan et al., 2017, arXiv:1602.05629",
     ),
 )

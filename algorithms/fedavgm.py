@@ -13,8 +13,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from algorithms.aggregation import StateDict
-from algorithms.base import ClientUpdate, FLAlgorithm, ServerContext
+from torch import Tensor
+
+from algorithms.aggregation import StateDict, mean_then_step
+from algorithms.api import ClientUpdate, FLAlgorithm, ServerContext
 from algorithms.catalog_entry import CatalogEntry
 from algorithms.registry import register
 
@@ -25,9 +27,9 @@ CATALOG = (
         key_idea="The server applies momentum to the averaged update (pseudo-gradient), smoothing "
         "the global trajectory across rounds.",
         category="label_skew",
+        also_fits=("generic",),
         choose_when="Label distributions differ strongly between clients and FedAvg's global accuracy "
         "oscillates from round to round; cheap, no client-side change.",
-        hyperparameters={"server_momentum": 0.9, "server_lr": 1.0},
         paper="Hsu et al., 2019, arXiv:1909.06335",
     ),
 )
@@ -55,15 +57,15 @@ class FedAvgM(FLAlgorithm):
     def init_server(self, global_state: StateDict, server: ServerContext) -> None:
         self.velocity_: StateDict = {}
 
-    def aggregate(
-        self, global_state: StateDict, updates: Sequence[ClientUpdate], server: ServerContext
+    def server_update(
+        self, global_state: StateDict, combined: StateDict, updates: Sequence[ClientUpdate], server: ServerContext
     ) -> StateDict:
-        out = super().aggregate(global_state, updates, server)  # the mean; buffers plainly averaged
-        for k in self.shared_params(updates, server):
-            delta = global_state[k] - out[k]
-            v = self.velocity_.get(k)
-            v = delta.clone() if v is None else self.server_momentum * v + delta
-            self.velocity_[k] = v
-            out[k] = global_state[k] - self.server_lr * v
-        return out
+        return mean_then_step(global_state, combined, self.shared_params(updates, server), self._step)
+
+    def _step(self, key: str, current: Tensor, mean: Tensor) -> Tensor:
+        delta = current - mean
+        v = self.velocity_.get(key)
+        v = delta.clone() if v is None else self.server_momentum * v + delta
+        self.velocity_[key] = v
+        return current - self.server_lr * v
 

@@ -11,10 +11,9 @@ plus its own BatchNorm. The global model's BatchNorm stays at its initial values
 
 from __future__ import annotations
 
-from algorithms.base import FLAlgorithm
+from algorithms.api import FLAlgorithm, ModelInfo
 from algorithms.catalog_entry import CatalogEntry
 from algorithms.registry import register
-from fl_core.models import ModelInfo
 
 CATALOG = (
     CatalogEntry(
@@ -25,7 +24,6 @@ CATALOG = (
         category="feature_skew",
         choose_when="Sites share the label set but images look different (different scanners, "
         "stains, resolutions, intensity ranges); the model has BatchNorm layers.",
-        hyperparameters={},
         paper="Li et al., 2021, arXiv:2102.07623",
     ),
 )

@@ -27,10 +27,11 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from algorithms.aggregation import StateDict, weighted_mean
-from algorithms.base import ClientContext, ClientUpdate, FLAlgorithm, ServerContext
+from algorithms.aggregation import StateDict, mean_then_step
+from algorithms.api import Batch, ClientContext, ClientUpdate, FLAlgorithm, Message, ServerContext
 from algorithms.catalog_entry import CatalogEntry
 from algorithms.registry import register
+from algorithms.regularisers import proximal_term
 
 CATALOG = (
     CatalogEntry(
@@ -40,9 +41,9 @@ CATALOG = (
         "term, updated every round, so that local optima agree with the global optimum; the server "
         "corrects the averaged model with the accumulated drift h.",
         category="label_skew",
+        also_fits=("generic",),
         choose_when="Heterogeneous clients (label skew, unequal sizes), possibly with partial "
         "participation, where FedAvg converges slowly or to a biased model; many rounds available.",
-        hyperparameters={"alpha": 0.01},
         paper="Acar et al., 2021, arXiv:2111.04263",
     ),
 )
@@ -69,45 +70,37 @@ class FedDyn(FLAlgorithm):
     def init_server(self, global_state: StateDict, server: ServerContext) -> None:
         self.h_: StateDict = {k: torch.zeros_like(global_state[k]) for k in server.info.param_keys}
 
-    def aggregate(
-        self, global_state: StateDict, updates: Sequence[ClientUpdate], server: ServerContext
+    def client_weight(self, update: ClientUpdate, server: ServerContext) -> float:
+        return 1.0  # the paper's server mean is unweighted
+
+    def server_update(
+        self, global_state: StateDict, combined: StateDict, updates: Sequence[ClientUpdate], server: ServerContext
     ) -> StateDict:
-        if not updates or not updates[0].state:
-            return dict(global_state)
-        mean = weighted_mean([u.state for u in updates], [1.0] * len(updates))
-        out = {**global_state, **mean}
         share = len(updates) / max(server.num_clients, len(updates))  # |P| / m
-        for k, h in self.h_.items():
-            if k not in mean:
-                continue
-            h = h - self.alpha * share * (mean[k] - global_state[k])
-            self.h_[k] = h
-            out[k] = mean[k] - h / self.alpha
-        return out
+
+        def step(k: str, current: Tensor, mean: Tensor) -> Tensor:
+            self.h_[k] = self.h_[k] - self.alpha * share * (mean - current)
+            return mean - self.h_[k] / self.alpha
+
+        return mean_then_step(global_state, combined, [k for k in self.h_ if k in updates[0].weights], step)
 
     # ----------------------------------------------------------------- client
     def begin_client(self, ctx: ClientContext) -> None:
         if _GRAD not in ctx.state:
             ctx.state[_GRAD] = {k: torch.zeros_like(ctx.global_state[k]) for k in ctx.info.param_keys}
 
-    def local_loss(
-        self, ctx: ClientContext, model: nn.Module, x: Tensor, y: Tensor, logits: Tensor,
-        feats: Tensor, loss: Tensor,
-    ) -> Tensor:
+    def local_loss(self, ctx: ClientContext, model: nn.Module, batch: Batch) -> Tensor:
         grad_prev = ctx.state[_GRAD]
-        linear = torch.zeros((), device=loss.device)
-        prox = torch.zeros((), device=loss.device)
+        linear = torch.zeros((), device=batch.loss.device)
         for name, p in model.named_parameters():
             if p.requires_grad and name in grad_prev:
-                diff = p - ctx.global_state[name]
-                linear = linear + (grad_prev[name] * diff).sum()
-                prox = prox + diff.pow(2).sum()
-        return loss - linear + 0.5 * self.alpha * prox
+                linear = linear + (grad_prev[name] * (p - ctx.global_state[name])).sum()
+        return batch.loss - linear + 0.5 * self.alpha * proximal_term(model, ctx.global_state, grad_prev)
 
     @torch.no_grad()
-    def end_client(self, ctx: ClientContext, model: nn.Module) -> dict:
+    def end_client(self, ctx: ClientContext, model: nn.Module) -> Message:
         params = dict(model.named_parameters())
         grad_prev = ctx.state[_GRAD]
         for k in grad_prev:
             grad_prev[k] = grad_prev[k] - self.alpha * (params[k].detach() - ctx.global_state[k])
-        return {}
+        return Message()

@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from algorithms.base import ClientContext, FLAlgorithm
+from algorithms.api import Batch, ClientContext, FLAlgorithm
 from algorithms.catalog_entry import CatalogEntry
 from algorithms.registry import register
 
@@ -37,7 +37,6 @@ CATALOG = (
         category="label_skew",
         choose_when="Clients' label distributions differ strongly (some sites miss classes or have "
         "very few examples of them); costs nothing extra over FedAvg.",
-        hyperparameters={"tau": 1.0},
         paper="Zhang et al., 2022, arXiv:2209.00189",
     ),
 )
@@ -72,8 +71,5 @@ class FedLC(FLAlgorithm):
         """The paper's calibrated logits: ``logit_c - tau * n_c^(-1/4)``."""
         return logits - self.offsets(label_counts).to(logits.device, logits.dtype)
 
-    def local_loss(
-        self, ctx: ClientContext, model: nn.Module, x: Tensor, y: Tensor, logits: Tensor,
-        feats: Tensor, loss: Tensor,
-    ) -> Tensor:
-        return F.cross_entropy(self.calibrated(logits, ctx.label_counts), y)
+    def local_loss(self, ctx: ClientContext, model: nn.Module, batch: Batch) -> Tensor:
+        return F.cross_entropy(self.calibrated(batch.logits, ctx.label_counts), batch.y)

@@ -19,12 +19,11 @@ from typing import ClassVar
 
 import torch
 
-from algorithms.aggregation import StateDict
-from algorithms.base import ClientUpdate, FLAlgorithm, ServerContext
+from algorithms.aggregation import StateDict, mean_then_step
+from algorithms.api import ClientUpdate, FLAlgorithm, ServerContext
 from algorithms.catalog_entry import CatalogEntry
 from algorithms.registry import register
 
-_HP = {"server_lr": 0.01, "beta1": 0.9, "beta2": 0.99, "tau": 1e-3}
 _PAPER = "Reddi et al., 2021, arXiv:2003.00295"
 _WHEN = ("Clients' updates differ in scale or sparsity (heterogeneous data, many rounds); adaptive "
          "server steps converge faster and need less client learning-rate tuning than FedAvg.")
@@ -32,15 +31,14 @@ _WHEN = ("Clients' updates differ in scale or sparsity (heterogeneous data, many
 CATALOG = (
     CatalogEntry(name="fedadagrad", full_name="Federated Adagrad (FedAdagrad)", category="generic",
                  key_idea="Server applies Adagrad to the averaged client update (pseudo-gradient).",
-                 choose_when=_WHEN, hyperparameters={k: v for k, v in _HP.items() if k != "beta2"},
-                 paper=_PAPER),
+                 choose_when=_WHEN, paper=_PAPER),
     CatalogEntry(name="fedadam", full_name="Federated Adam (FedAdam)", category="generic",
                  key_idea="Server applies Adam to the averaged client update (pseudo-gradient).",
-                 choose_when=_WHEN, hyperparameters=dict(_HP), paper=_PAPER),
+                 choose_when=_WHEN, paper=_PAPER),
     CatalogEntry(name="fedyogi", full_name="Federated Yogi (FedYogi)", category="generic",
                  key_idea="Server applies Yogi (Adam with an additive, sign-controlled second moment) to "
                  "the averaged client update; more stable than FedAdam under heterogeneity.",
-                 choose_when=_WHEN, hyperparameters=dict(_HP), paper=_PAPER),
+                 choose_when=_WHEN, paper=_PAPER),
 )
 
 
@@ -69,19 +67,19 @@ class FedOpt(FLAlgorithm):
     def second_moment(self, v: torch.Tensor, d2: torch.Tensor) -> torch.Tensor:
         return self.beta2 * v + (1 - self.beta2) * d2
 
-    def aggregate(
-        self, global_state: StateDict, updates: Sequence[ClientUpdate], server: ServerContext
+    def server_update(
+        self, global_state: StateDict, combined: StateDict, updates: Sequence[ClientUpdate], server: ServerContext
     ) -> StateDict:
-        out = super().aggregate(global_state, updates, server)  # the mean; buffers plainly averaged
-        for k in self.shared_params(updates, server):
-            delta = out[k] - global_state[k]
-            m = self.m_.get(k, torch.zeros_like(delta))
-            v = self.v_.get(k, torch.full_like(delta, self.tau ** 2))
-            m = self.beta1 * m + (1 - self.beta1) * delta
-            v = self.second_moment(v, delta * delta)
-            self.m_[k], self.v_[k] = m, v
-            out[k] = global_state[k] + self.server_lr * m / (v.sqrt() + self.tau)
-        return out
+        return mean_then_step(global_state, combined, self.shared_params(updates, server), self._step)
+
+    def _step(self, key: str, current: torch.Tensor, mean: torch.Tensor) -> torch.Tensor:
+        delta = mean - current
+        m = self.m_.get(key, torch.zeros_like(delta))
+        v = self.v_.get(key, torch.full_like(delta, self.tau ** 2))
+        m = self.beta1 * m + (1 - self.beta1) * delta
+        v = self.second_moment(v, delta * delta)
+        self.m_[key], self.v_[key] = m, v
+        return current + self.server_lr * m / (v.sqrt() + self.tau)
 
 
 @register("fedadam")

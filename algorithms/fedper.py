@@ -12,10 +12,9 @@ label distributions (or label semantics) differ while their images share low-lev
 
 from __future__ import annotations
 
-from algorithms.base import FLAlgorithm
+from algorithms.api import FLAlgorithm, ModelInfo
 from algorithms.catalog_entry import CatalogEntry
 from algorithms.registry import register
-from fl_core.models import ModelInfo
 
 CATALOG = (
     CatalogEntry(
@@ -26,7 +25,6 @@ CATALOG = (
         category="personalised",
         choose_when="Each site is evaluated on its own data and label distributions differ between "
         "sites (label skew, different class priors); a personalised model per site is acceptable.",
-        hyperparameters={},
         paper="Arivazhagan et al., 2019, arXiv:1912.00818",
     ),
 )

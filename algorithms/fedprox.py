@@ -11,12 +11,12 @@ is FedAvg exactly.
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor, nn
 
-from algorithms.base import ClientContext, FLAlgorithm
+from algorithms.api import Batch, ClientContext, FLAlgorithm
 from algorithms.catalog_entry import CatalogEntry
 from algorithms.registry import register
+from algorithms.regularisers import proximal_term
 
 CATALOG = (
     CatalogEntry(
@@ -25,9 +25,9 @@ CATALOG = (
         key_idea="Adds a proximal term mu/2 ||w - w_global||^2 to each client's loss so that local "
         "updates cannot drift far from the global model.",
         category="label_skew",
+        also_fits=("generic",),
         choose_when="Clients are heterogeneous (non-IID labels, very different dataset sizes or "
         "compute) and FedAvg's local updates diverge; a safe generic improvement over FedAvg.",
-        hyperparameters={"mu": 0.01},
         paper="Li et al., 2020, arXiv:1812.06127",
     ),
 )
@@ -49,14 +49,7 @@ class FedProx(FLAlgorithm):
         if self.mu < 0:
             raise ValueError(f"FedProx mu must be >= 0, got {self.mu}")
 
-    def local_loss(
-        self, ctx: ClientContext, model: nn.Module, x: Tensor, y: Tensor, logits: Tensor,
-        feats: Tensor, loss: Tensor,
-    ) -> Tensor:
+    def local_loss(self, ctx: ClientContext, model: nn.Module, batch: Batch) -> Tensor:
         if self.mu == 0:
-            return loss
-        prox = torch.zeros((), device=loss.device)
-        for name, p in model.named_parameters():
-            if p.requires_grad:
-                prox = prox + (p - ctx.global_state[name]).pow(2).sum()
-        return loss + 0.5 * self.mu * prox
+            return batch.loss
+        return batch.loss + 0.5 * self.mu * proximal_term(model, ctx.global_state)

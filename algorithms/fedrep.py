@@ -14,10 +14,9 @@ still follow the batches, since the engine trains in training mode.
 
 from __future__ import annotations
 
-from algorithms.base import ClientContext, FLAlgorithm, Phase
+from algorithms.api import ClientContext, FLAlgorithm, ModelInfo, Phase
 from algorithms.catalog_entry import CatalogEntry
 from algorithms.registry import register
-from fl_core.models import ModelInfo
 
 CATALOG = (
     CatalogEntry(
@@ -29,7 +28,6 @@ CATALOG = (
         choose_when="Sites have different label distributions but similar images and each site wants a "
         "model for its own data; more robust than FedPer when local data are few, since the body is "
         "learnt against well-fitted heads.",
-        hyperparameters={"head_epochs": 10, "body_epochs": 1},
         paper="Collins et al., 2021, arXiv:2102.07078",
     ),
 )

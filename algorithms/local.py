@@ -11,10 +11,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from algorithms.aggregation import StateDict
-from algorithms.base import ClientUpdate, FLAlgorithm, ServerContext
+from algorithms.api import ClientUpdate, FLAlgorithm, ModelInfo, ServerContext
 from algorithms.catalog_entry import CatalogEntry
 from algorithms.registry import register
-from fl_core.models import ModelInfo
 
 CATALOG = (
     CatalogEntry(
@@ -22,9 +21,9 @@ CATALOG = (
         full_name="Local-only training",
         key_idea="Each client trains its own model on its own data; no weights are shared.",
         category="personalised",
+        selectable=False,
         choose_when="Reference point only, or when every site has plenty of data and distributions "
         "are so different that sharing hurts; never when sites are small.",
-        hyperparameters={},
         paper="McMahan et al., 2017, arXiv:1602.05629 (local baseline)",
     ),
 )

@@ -26,10 +26,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from algorithms.base import ClientContext, FLAlgorithm
+from algorithms.aggregation import clone_state
+from algorithms.api import Batch, ClientContext, FLAlgorithm, Message, features
 from algorithms.catalog_entry import CatalogEntry
 from algorithms.registry import register
-from fl_core.models import clone_state, features
 
 CATALOG = (
     CatalogEntry(
@@ -38,9 +38,9 @@ CATALOG = (
         key_idea="A contrastive loss pulls each local representation toward the global model's "
         "representation of the same image and away from the previous local model's.",
         category="label_skew",
+        also_fits=("generic",),
         choose_when="Clients' label distributions are skewed and the model is a deep feature "
         "extractor; costs two extra forward passes per batch, so prefer it when compute allows.",
-        hyperparameters={"mu": 1.0, "tau": 0.5},
         paper="Li, He, Song, 2021, arXiv:2103.16257",
     ),
 )
@@ -78,18 +78,15 @@ class Moon(FLAlgorithm):
         ctx.scratch["global_model"] = ctx.make_model(ctx.global_state)
         ctx.scratch["previous_model"] = ctx.make_model(ctx.state[_PREV])
 
-    def local_loss(
-        self, ctx: ClientContext, model: nn.Module, x: Tensor, y: Tensor, logits: Tensor,
-        feats: Tensor, loss: Tensor,
-    ) -> Tensor:
+    def local_loss(self, ctx: ClientContext, model: nn.Module, batch: Batch) -> Tensor:
         if "previous_model" not in ctx.scratch:
-            return loss
+            return batch.loss
         with torch.no_grad():
-            z_glob, _ = features(ctx.scratch["global_model"], x)
-            z_prev, _ = features(ctx.scratch["previous_model"], x)
-        return loss + self.mu * self.contrastive(feats, z_glob, z_prev)
+            z_glob, _ = features(ctx.scratch["global_model"], batch.x)
+            z_prev, _ = features(ctx.scratch["previous_model"], batch.x)
+        return batch.loss + self.mu * self.contrastive(batch.feats, z_glob, z_prev)
 
-    def end_client(self, ctx: ClientContext, model: nn.Module) -> dict:
+    def end_client(self, ctx: ClientContext, model: nn.Module) -> Message:
         ctx.state[_PREV] = clone_state(model.state_dict())
         ctx.scratch.clear()
-        return {}
+        return Message()

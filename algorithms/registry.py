@@ -11,12 +11,13 @@ import pkgutil
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from algorithms.base import FLAlgorithm
+from algorithms.api import FLAlgorithm
 
 __all__ = ["algorithm_modules", "all_algorithms", "get_algorithm", "list_algorithms", "register"]
 
 #: Modules of the package that hold no algorithm.
-INFRASTRUCTURE = frozenset({"aggregation", "base", "catalog", "catalog_entry", "registry", "testing"})
+INFRASTRUCTURE = frozenset({"aggregation", "api", "base", "catalog", "catalog_entry", "registry", "regularisers",
+                            "testing", "wire"})
 
 _REGISTRY: dict[str, type[FLAlgorithm]] = {}
 _T = TypeVar("_T", bound=type[FLAlgorithm])
@@ -30,7 +31,7 @@ def register(name: str) -> Callable[[_T], _T]:
             raise ValueError(f"algorithm name {name!r} is registered twice ({_REGISTRY[name].__name__}, "
                              f"{cls.__name__}); pick another name")
         if not issubclass(cls, FLAlgorithm):
-            raise TypeError(f"{cls.__name__} must subclass algorithms.base.FLAlgorithm")
+            raise TypeError(f"{cls.__name__} must subclass algorithms.api.FLAlgorithm")
         cls.name = name
         _REGISTRY[name] = cls
         return cls

@@ -26,8 +26,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from algorithms.aggregation import StateDict, weighted_mean
-from algorithms.base import ClientContext, ClientUpdate, FLAlgorithm, ServerContext
+from algorithms.aggregation import StateDict, mean_then_step, weighted_mean
+from algorithms.api import ClientContext, ClientUpdate, FLAlgorithm, Message, ServerContext
 from algorithms.catalog_entry import CatalogEntry
 from algorithms.registry import register
 
@@ -38,15 +38,18 @@ CATALOG = (
         key_idea="Server and client control variates estimate the global and local gradient; each "
         "local step is corrected by (c - c_i), which removes client drift under non-IID data.",
         category="label_skew",
+        also_fits=("generic",),
         choose_when="Strong label skew or very different client datasets make FedAvg's local updates "
         "drift apart; every client takes part in most rounds (its c_i goes stale otherwise) and "
         "twice the upload size is acceptable.",
-        hyperparameters={"server_lr": 1.0},
         paper="Karimireddy et al., 2020, arXiv:1910.06378",
     ),
 )
 
 _C_I = "scaffold_c_i"
+#: Message groups: the server's variate c (server -> client) and a client's change of c_i (back).
+C = "c"
+DELTA_C = "delta_c"
 
 
 @register("scaffold")
@@ -69,19 +72,17 @@ class Scaffold(FLAlgorithm):
     def init_server(self, global_state: StateDict, server: ServerContext) -> None:
         self.c_: StateDict = {k: torch.zeros_like(global_state[k]) for k in server.info.param_keys}
 
-    def configure_client(self, client_id: int, server: ServerContext) -> dict[str, StateDict]:
-        return {"c": self.c_}
+    def configure_client(self, client_id: int, server: ServerContext) -> Message:
+        return Message(arrays={C: self.c_})
 
-    def aggregate(
-        self, global_state: StateDict, updates: Sequence[ClientUpdate], server: ServerContext
+    def server_update(
+        self, global_state: StateDict, combined: StateDict, updates: Sequence[ClientUpdate], server: ServerContext
     ) -> StateDict:
-        if not updates or not updates[0].state:
-            return dict(global_state)
-        out = super().aggregate(global_state, updates, server)  # the mean; buffers plainly averaged
+        out = combined
         if self.server_lr != 1.0:
-            for k in self.shared_params(updates, server):
-                out[k] = global_state[k] + self.server_lr * (out[k] - global_state[k])
-        deltas = [u.payload["delta_c"] for u in updates if "delta_c" in u.payload]
+            out = mean_then_step(global_state, combined, self.shared_params(updates, server),
+                                 lambda k, g, mean: g + self.server_lr * (mean - g))
+        deltas = [u.message.arrays[DELTA_C] for u in updates if DELTA_C in u.message.arrays]
         if deltas:
             # c += (1/N) * sum_{i in S} delta_c_i  ==  |S|/N * mean_{i in S} delta_c_i
             mean_delta = weighted_mean(deltas, [1.0] * len(deltas))
@@ -91,7 +92,7 @@ class Scaffold(FLAlgorithm):
 
     # ----------------------------------------------------------------- client
     def begin_client(self, ctx: ClientContext) -> None:
-        c: StateDict = ctx.payload["c"]
+        c: StateDict = ctx.message.arrays[C]
         c_i = ctx.state.setdefault(_C_I, {k: torch.zeros_like(v) for k, v in c.items()})
         ctx.scratch["correction"] = {k: c[k] - c_i[k] for k in c}
         ctx.scratch["grad_sum"] = {k: torch.zeros_like(v) for k, v in c.items()}
@@ -104,11 +105,11 @@ class Scaffold(FLAlgorithm):
                 gsum[name].add_(p.grad)
                 p.grad.add_(corr[name])
 
-    def end_client(self, ctx: ClientContext, model: nn.Module) -> dict[str, StateDict]:
+    def end_client(self, ctx: ClientContext, model: nn.Module) -> Message:
         c_i: StateDict = ctx.state[_C_I]
         k = ctx.steps
         if k == 0:  # no step taken (tiny client): keep c_i, contribute nothing to c
-            return {"delta_c": {n: torch.zeros_like(v) for n, v in c_i.items()}}
+            return Message(arrays={DELTA_C: {n: torch.zeros_like(v) for n, v in c_i.items()}})
         new = {n: ctx.scratch["grad_sum"][n] / k for n in c_i}
         ctx.state[_C_I] = new
-        return {"delta_c": {n: new[n] - c_i[n] for n in c_i}}
+        return Message(arrays={DELTA_C: {n: new[n] - c_i[n] for n in c_i}})

@@ -17,13 +17,15 @@ from typing import Any
 import torch
 
 from algorithms.aggregation import StateDict
-from algorithms.base import ClientUpdate, FLAlgorithm, ServerContext
+from algorithms.api import ClientUpdate, FLAlgorithm, Message, ServerContext
 from algorithms.registry import all_algorithms
+from algorithms.wire import pack, pack_state, unpack, unpack_state
 from fl_core.config import RunConfig
 from fl_core.data import ClientData, FederatedData, Split
 from fl_core.models import ModelInfo, clone_state, create_model, model_info
 
 __all__ = [
+    "RecordingTransport",
     "all_checks",
     "dummy_federation",
     "dummy_info",
@@ -71,8 +73,11 @@ def initial_state(data: FederatedData, seed: int = 0, model: str = "tiny_cnn") -
 
 
 def run_engine(algo: FLAlgorithm, data: FederatedData, rounds: int = 1, seed: int = 0,
-               **overrides: Any) -> tuple[Any, Any]:
-    """Run the in-process engine on in-memory data in a throw-away folder; returns (engine, result)."""
+               transport: Any = "direct", **overrides: Any) -> tuple[Any, Any]:
+    """Run the in-process engine on in-memory data in a throw-away folder; returns (engine, result).
+
+    ``transport`` is ``"direct"``, ``"serialising"`` or a :class:`fl_core.transport.Transport`.
+    """
     from fl_core.engine import Engine
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -85,8 +90,8 @@ def run_engine(algo: FLAlgorithm, data: FederatedData, rounds: int = 1, seed: in
             "rounds": rounds, "batch_size": 8, "lr": 0.05, "seed": seed, "out_dir": str(Path(tmp) / "out"),
             "progress": False, "image_size": data.clients[0].train.x.shape[-1]}
         cfg = RunConfig(**{**settings, **overrides})
-        engine = Engine(cfg, data, copy.deepcopy(algo))
-        return engine, engine.run()
+        engine = Engine(cfg, data, copy.deepcopy(algo), transport)
+        return engine, engine.run(reports=False)
 
 
 def _server(info: ModelInfo, n: int = 3) -> ServerContext:
@@ -181,6 +186,99 @@ def check_one_round(name: str, algo: FLAlgorithm) -> None:
     assert 0.0 <= r.final["accuracy"] <= 1.0
 
 
+class RecordingTransport:
+    """The direct transport, keeping a copy of everything that crosses (for the round-trip check)."""
+
+    name = "recording"
+
+    def __init__(self) -> None:
+        from fl_core.transport import DirectTransport
+
+        self._direct = DirectTransport()
+        self.sent: list[tuple[StateDict, Message]] = []
+        self.received: list[ClientUpdate] = []
+        self.states: list[dict[str, Any]] = []
+
+    def client_algorithm(self, algorithm: FLAlgorithm) -> FLAlgorithm:
+        return algorithm
+
+    def fit(self, client: Any, rnd: int, stage: int, weights: StateDict, message: Message) -> Any:
+        self.sent.append((clone_state(weights), copy.deepcopy(message)))
+        reply = self._direct.fit(client, rnd, stage, weights, message)
+        self.received.append(copy.deepcopy(reply.update))
+        self.states.append(copy.deepcopy(client.state))
+        return reply
+
+    def evaluate(self, client: Any, weights: StateDict, personal: bool, calibrate: bool) -> Message:
+        return self._direct.evaluate(client, weights, personal, calibrate)
+
+
+def _same_arrays(a: StateDict, b: StateDict, what: str) -> None:
+    assert list(a) == list(b), f"{what}: keys {list(a)} came back as {list(b)}"
+    for k in a:
+        assert a[k].dtype == b[k].dtype and a[k].shape == b[k].shape, f"{what}: {k} changed dtype or shape"
+        assert torch.equal(a[k].cpu(), b[k].cpu()), f"{what}: {k} changed value"
+
+
+def _same_message(a: Message, b: Message, what: str) -> None:
+    assert list(a.arrays) == list(b.arrays), f"{what}: array groups {list(a.arrays)} came back as {list(b.arrays)}"
+    for g in a.arrays:
+        _same_arrays(a.arrays[g], b.arrays[g], f"{what} group {g!r}")
+    assert a.config == b.config, f"{what}: config {a.config} came back as {b.config}"
+
+
+def check_exchange_round_trip(name: str, algo: FLAlgorithm) -> None:
+    """Everything exchanged (weights, extras both ways, client state) survives bytes and back unchanged."""
+    rec = RecordingTransport()
+    run_engine(algo, dummy_federation(), rounds=2, transport=rec)
+    assert rec.sent and rec.received, f"{name}: nothing was exchanged"
+    for weights, message in rec.sent:
+        w, m, _ = unpack(pack(weights, message))
+        _same_arrays(weights, w, f"{name}: weights sent")
+        _same_message(message, m, f"{name}: configure_client message")
+    for u in rec.received:
+        w, m, _ = unpack(pack(u.weights, u.message))
+        _same_arrays(u.weights, w, f"{name}: weights uploaded")
+        _same_message(u.message, m, f"{name}: end_client message")
+    for state in rec.states:
+        back = unpack_state(pack_state(state))
+        assert list(back) == list(state), f"{name}: client state keys changed in a round trip"
+        for k, v in state.items():
+            if isinstance(v, dict):
+                _same_arrays(v, back[k], f"{name}: client state {k!r}")
+            else:
+                assert back[k] == v, f"{name}: client state {k!r} changed in a round trip"
+
+
+def check_client_hooks_on_fresh_instance(name: str, algo: FLAlgorithm) -> None:
+    """A client whose instance never saw ``init_server`` (another process, built by name) trains a round."""
+    from fl_core.transport import SerialisingTransport
+
+    engine, result = run_engine(algo, dummy_federation(), rounds=1, transport=SerialisingTransport())
+    for client in engine.clients:
+        assert client.algo is not engine.algo, f"{name}: a client shares the server's instance"
+        assert not client.algo.get_state(), (f"{name}: the client's instance holds server state "
+                                             f"{sorted(client.algo.get_state())}; keep client state in ctx.state")
+    assert result.history[0]["train_images"] > 0, f"{name}: no client trained"
+
+
+def check_serialising_transport_equals_direct(name: str, algo: FLAlgorithm) -> None:
+    """Two rounds through bytes, with fresh client instances, give exactly the direct run's weights and metrics."""
+    data = dummy_federation()
+    e_direct, r_direct = run_engine(algo, data, rounds=2, seed=1)
+    e_bytes, r_bytes = run_engine(algo, data, rounds=2, seed=1, transport="serialising")
+    _same_arrays(e_direct.global_state, e_bytes.global_state, f"{name}: global weights (serialising vs direct)")
+    for cid in range(len(data.clients)):
+        direct = algo.personalised_state(e_direct.global_state, e_direct.client_states[cid],
+                                         e_direct.local_states.get(cid, {}))
+        serial = algo.personalised_state(e_bytes.global_state, e_bytes.client_states[cid],
+                                         e_bytes.local_states.get(cid, {}))
+        _same_arrays(direct, serial, f"{name}: client {cid}'s personalised weights (serialising vs direct)")
+    for h1, h2 in zip(r_direct.history, r_bytes.history):
+        assert h1["global"] == h2["global"] and h1["personal"] == h2["personal"], \
+            f"{name}: round {h1['round']} metrics differ between the serialising and the direct transport"
+
+
 def all_checks() -> Iterator[Check]:
     """Every generic check, cheapest first."""
     yield check_default_constructible
@@ -191,3 +289,6 @@ def all_checks() -> Iterator[Check]:
     yield check_state_dict_shapes_kept
     yield check_one_round
     yield check_same_seed_same_result
+    yield check_exchange_round_trip
+    yield check_client_hooks_on_fresh_instance
+    yield check_serialising_transport_equals_direct

@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch
 
-from algorithms.registry import list_algorithms
+from algorithms.registry import get_algorithm, list_algorithms
 from envs.build import build
 from envs.oracle import prepare_task
 from fl_core.baselines import run_baselines
@@ -89,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
         for name in args.algorithms or list_algorithms():
             t = time.perf_counter()
             try:
-                r = Engine(cfg.replace(algorithm=name, out_dir=str(Path(tmp) / name)), data).run()
+                r = Engine(cfg.replace(algorithm=name, out_dir=str(Path(tmp) / name)), data, get_algorithm(name)).run()
             except Exception as exc:  # noqa: BLE001 - one broken algorithm must not hide the others
                 print(f"{name:<28}  failed: {type(exc).__name__}: {exc}")
                 continue

@@ -24,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch
 
+from algorithms.registry import get_algorithm
 from fl_core import RunConfig
 from fl_core.baselines import train_centralised
 from fl_core.data import pooled
@@ -58,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
         data = load_data(cfg)
         fl_rates, eval_s, central_rates = [], 0.0, []
         for _ in range(args.repeats):
-            result = Engine(cfg, data).run()
+            result = Engine(cfg, data, get_algorithm("fedavg")).run()
             images = sum(h["train_images"] for h in result.history)
             fl_rates.append(images / sum(h["round_seconds"] for h in result.history))
             eval_s = sum(h["eval_seconds"] for h in result.history)

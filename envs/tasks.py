@@ -2,7 +2,7 @@
 
 A template names its target classes as sets of concepts, so the answer key for any concrete
 environment (which sites qualify, which native label maps to which class) is derived, never typed
-by hand. Algorithm names refer to the ``algorithms`` registry; a test keeps them in sync.
+by hand. Algorithm families come from the ``algorithms`` catalog's categories.
 """
 
 from __future__ import annotations
@@ -11,12 +11,14 @@ from typing import Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from algorithms.catalog import family
 from envs.concepts import CONCEPTS, Modality
 
-#: Algorithm families a task's acceptable set is built from.
-GENERIC: Final = ("fedavg", "fedavgm", "fedprox", "fedadam", "fedyogi", "fedadagrad", "scaffold", "moon", "feddyn")
-LABEL_SKEW: Final = ("fedlc", "scaffold", "fedprox", "moon", "feddyn", "fedavgm")
-PERSONALISED: Final = ("fedbn", "fedper", "fedrep", "ditto")
+#: Algorithm families a task's acceptable set is built from, derived from the catalog's categories
+#: (``CatalogEntry.category`` and ``also_fits``), so a new algorithm joins the families it fits.
+GENERIC: Final = family("generic")
+LABEL_SKEW: Final = family("label_skew")
+PERSONALISED: Final = family("feature_skew", "personalised")
 
 Goal = Literal["none", "feature_skew", "label_skew"]
 

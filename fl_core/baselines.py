@@ -14,8 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from algorithms.base import ClientContext, Phase
-from algorithms.fedavg import FedAvg
+from algorithms.api import ClientContext, FLAlgorithm, Message, Phase
 from fl_core.config import RunConfig
 from fl_core.data import ClientData, FederatedData, pooled
 from fl_core.metrics import classification_metrics, mean_metrics
@@ -38,12 +37,12 @@ def train_centralised(cfg: RunConfig, data: FederatedData, client: ClientData, s
     info = model_info(model, data.num_classes)
     state = clone_state(model.state_dict())
     ctx = ClientContext(
-        client_id=-1, round=0, info=info, global_state=state, payload={}, state={},
+        client_id=-1, round=0, info=info, global_state=state, message=Message(), state={},
         num_samples=len(client.train), label_counts=client.label_counts(data.num_classes),
         local_epochs=cfg.rounds * cfg.local_epochs, lr=cfg.lr, make_model=lambda s: model,
     )
     train = client.train.to(device)
-    stats = run_phase(model, train, Phase(epochs=cfg.rounds * cfg.local_epochs), FedAvg(), ctx, cfg, gen)
+    stats = run_phase(model, train, Phase(epochs=cfg.rounds * cfg.local_epochs), FLAlgorithm(), ctx, cfg, gen)
     return model, stats
 
 

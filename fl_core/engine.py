@@ -1,36 +1,41 @@
-"""The in-process FL engine: it owns the round and client loops and calls the algorithm's hooks.
+"""The in-process FL engine: the server's round loop, calling the algorithm's server hooks.
+
+The engine takes an algorithm instance (it never resolves names) and reaches each client, a
+:class:`fl_core.client.SiteClient` holding its own data, algorithm instance and state, only through
+a transport: in memory (``"direct"``) or through bytes with fresh client instances
+(``"serialising"``), which is what a multi-process engine such as Flower does.
 
 Every random stream (model init, client sampling, batch order, dropout) is seeded from
-``(seed, round, client)`` rather than carried along, and the complete state after each round
-(global and local weights, client states, algorithm state, history) is checkpointed. A run killed
-at any point and started again with the same configuration therefore ends with exactly the result
-of an uninterrupted run.
+``(seed, round, client)`` rather than carried along. After each round the server checkpoints its
+own state (global weights, algorithm state, history) and each client its own (control variates,
+personal model, local keys) in ``out_dir/clients/``. A run killed at any point and started again
+with the same configuration therefore ends with exactly the result of an uninterrupted run.
 """
 
 from __future__ import annotations
 
-import copy
 import logging
 import math
 import os
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
 from tqdm.auto import tqdm
 
 from algorithms.aggregation import StateDict
-from algorithms.base import PERSONAL_STATE, ClientContext, ClientUpdate, FLAlgorithm, ServerContext
-from algorithms.registry import get_algorithm
+from algorithms.api import ClientUpdate, FLAlgorithm, ServerContext
 from fl_core import checkpoint, report
+from fl_core.client import SiteClient, Workspace
 from fl_core.config import RunConfig
-from fl_core.data import FederatedData, Split, load_federation
+from fl_core.data import FederatedData, load_federation
 from fl_core.metrics import classification_metrics, mean_metrics
-from fl_core.models import ModelInfo, clone_state, create_model, load_state, model_info
+from fl_core.models import ModelInfo, clone_state, create_model, model_info
 from fl_core.result import RunResult
-from fl_core.training import PhaseStats, calibrate_batchnorm, derive_seed, evaluate, run_phase
+from fl_core.training import PhaseStats, derive_seed
+from fl_core.transport import Transport, make_transport
 
 __all__ = ["CRASH_ENV", "Engine", "sample_clients"]
 
@@ -50,105 +55,84 @@ def sample_clients(num_clients: int, fraction: float, minimum: int, seed: int, r
 
 
 class Engine:
-    """One FL run over loaded data. Use :func:`fl_core.run` unless you already hold the data."""
+    """One FL run over loaded data: the server's loop, reaching its clients through a transport.
 
-    def __init__(self, cfg: RunConfig, data: FederatedData, algorithm: FLAlgorithm | None = None) -> None:
+    Args:
+        cfg: the run configuration (``cfg.algorithm`` must name ``algorithm``).
+        data: the federation's data; each client's part goes to its own :class:`SiteClient`.
+        algorithm: the algorithm instance (resolve names with ``algorithms.registry.get_algorithm``).
+        transport: ``"direct"`` (objects in memory) or ``"serialising"`` (every exchange through bytes,
+            fresh client instances), or a :class:`fl_core.transport.Transport`.
+    """
+
+    def __init__(self, cfg: RunConfig, data: FederatedData, algorithm: FLAlgorithm,
+                 transport: Transport | str = "direct") -> None:
+        _check_matches(cfg, algorithm)
         self.cfg = cfg
         self.data = data
-        self.algo = algorithm or get_algorithm(cfg.algorithm, **cfg.algorithm_params)
+        self.algo = algorithm
+        self.transport = make_transport(transport) if isinstance(transport, str) else transport
         self.device = torch.device(cfg.device)
         torch.manual_seed(derive_seed(cfg.seed, 0))
-        self.model = create_model(cfg.model, data.num_classes, cfg.in_chans, cfg.global_pool).to(self.device)
-        self.eval_model = copy.deepcopy(self.model)
-        self.info: ModelInfo = model_info(self.model, data.num_classes)
-        self.local_keys = self.algo.local_keys(self.info)
-        self.splits = [(c.train.to(self.device), c.val.to(self.device), c.test.to(self.device))
-                       for c in data.clients]
+        model = create_model(cfg.model, data.num_classes, cfg.in_chans, cfg.global_pool)
+        template = algorithm.build_model(model).to(self.device)
+        self.info: ModelInfo = model_info(template, data.num_classes)
+        self.local_keys = algorithm.local_keys(self.info)
+        self.workspace = Workspace(template)
         self.sizes = tuple(len(c.train) for c in data.clients)
-        # run state, all checkpointed
-        self.global_state: StateDict = clone_state(self.model.state_dict())
-        self.local_states: dict[int, StateDict] = {}
-        self.client_states: dict[int, dict[str, Any]] = {i: {} for i in range(len(data.clients))}
+        self.clients = [self._client(i, template) for i in range(len(data.clients))]
+        # server state, all checkpointed by the server; client state is the clients' own
+        self.global_state: StateDict = clone_state(template.state_dict())
         self.history: list[dict[str, Any]] = []
         self.best = {"round": 0, "value": None, "stale": 0, "stopped": False}
+        self.personal_seen = False
 
-    # ------------------------------------------------------------------ helpers
-    def _server(self, rnd: int, sampled: tuple[int, ...] = ()) -> ServerContext:
-        return ServerContext(rnd, self.info, len(self.data.clients), sampled, self.sizes)
+    def _client(self, cid: int, template: torch.nn.Module) -> SiteClient:
+        algo = self.transport.client_algorithm(self.algo)
+        workspace = self.workspace if algo is self.algo else Workspace(template)
+        state_dir = Path(self.cfg.out_dir) / "clients" / f"client_{cid:03d}"
+        return SiteClient(cid, self.data.clients[cid], self.data.num_classes, algo, self.cfg, self.info,
+                          workspace, state_dir)
 
-    def _frozen(self, state: StateDict) -> nn.Module:
-        m = copy.deepcopy(self.eval_model)
-        load_state(m, state)
-        m.eval()
-        for p in m.parameters():
-            p.requires_grad_(False)
-        return m
+    # ------------------------------------------------------------------ views (for inspection and tests)
+    @property
+    def client_states(self) -> dict[int, dict[str, Any]]:
+        """Each client's persistent state, by id (read from the in-process clients; never sent)."""
+        return {c.cid: c.state for c in self.clients}
 
-    def _has_personal(self) -> bool:
-        return bool(self.local_keys) or any(PERSONAL_STATE in s for s in self.client_states.values())
+    @property
+    def local_states(self) -> dict[int, StateDict]:
+        """Each client's local keys, by id, for clients that have any."""
+        return {c.cid: c.local_weights for c in self.clients if c.local_weights}
 
-    # ------------------------------------------------------------------ client
-    def train_client(self, cid: int, rnd: int, server: ServerContext) -> tuple[ClientUpdate, PhaseStats]:
-        """One client's local round: hooks around :func:`run_phase`, returns its update."""
-        cfg, algo = self.cfg, self.algo
-        torch.manual_seed(derive_seed(cfg.seed, rnd, cid, 1))
-        gen = torch.Generator().manual_seed(derive_seed(cfg.seed, rnd, cid, 2))
-        received = {**self.global_state, **self.local_states.get(cid, {})}
-        load_state(self.model, received)
-        train = self.splits[cid][0]
-        ctx = ClientContext(
-            client_id=cid, round=rnd, info=self.info, global_state=received,
-            payload=algo.configure_client(cid, server), state=self.client_states[cid],
-            num_samples=len(train), label_counts=self.data.clients[cid].label_counts(self.data.num_classes),
-            local_epochs=cfg.local_epochs, lr=cfg.lr, make_model=self._frozen,
-        )
-        algo.begin_client(ctx)
-        stats = PhaseStats()
-        for phase in algo.local_phases(ctx):
-            if phase.model == "personal":
-                personal = self._frozen(ctx.state.get(PERSONAL_STATE, received))
-                personal.requires_grad_(True)
-                stats.add(run_phase(personal, train, phase, algo, ctx, cfg, gen))
-                ctx.state[PERSONAL_STATE] = clone_state(personal.state_dict())
-            else:
-                stats.add(run_phase(self.model, train, phase, algo, ctx, cfg, gen))
-        upload = algo.end_client(ctx, self.model)
-        trained = self.model.state_dict()
-        if self.local_keys:
-            self.local_states[cid] = {k: trained[k].detach().clone() for k in self.local_keys}
-        shared = {k: v.detach().clone() for k, v in trained.items() if k not in self.local_keys}
-        return ClientUpdate(cid, shared, len(train), upload, stats.mean_loss), stats
+    def _server(self, rnd: int, sampled: tuple[int, ...] = (), stage: int = 0) -> ServerContext:
+        return ServerContext(rnd, self.info, len(self.data.clients), sampled, self.sizes, stage,
+                             self.workspace.trainable)
+
+    # ------------------------------------------------------------------ one round
+    def train_round(self, rnd: int, sampled: tuple[int, ...]) -> PhaseStats:
+        """Every stage of round ``rnd``: configure, train and aggregate the sampled clients."""
+        algo, stats = self.algo, PhaseStats()
+        for stage, group in enumerate(algo.stages(self._server(rnd, sampled))):
+            server = self._server(rnd, sampled, stage)
+            updates: list[ClientUpdate] = []
+            for cid in group:
+                weights = algo.client_weights(cid, self.global_state, server)
+                reply = self.transport.fit(self.clients[cid], rnd, stage, weights, algo.configure_client(cid, server))
+                updates.append(reply.update)
+                stats.add(reply.stats)
+                self.personal_seen = self.personal_seen or reply.has_personal
+            self.global_state = algo.aggregate(self.global_state, updates, server)
+        return stats
 
     # ------------------------------------------------------------------ evaluation
-    def _eval_states(self, states: list[StateDict], calibrate: bool = False) -> dict[str, dict[str, Any]]:
-        """Each client's state on its test and val splits (one load, and one calibration, per client)."""
-        found: dict[str, tuple[list, list, list]] = {"test": ([], [], []), "val": ([], [], [])}
-        for cid, state in enumerate(states):
-            load_state(self.eval_model, state)
-            if calibrate:
-                calibrate_batchnorm(self.eval_model, self.splits[cid][0])
-            for name, index in (("test", 2), ("val", 1)):
-                split: Split = self.splits[cid][index]
-                m, lg = evaluate(self.eval_model, split)
-                per_client, ys, logits = found[name]
-                per_client.append(m)
-                ys.append(split.y.cpu().numpy())
-                logits.append(lg)
-        return {name: {"overall": classification_metrics(np.concatenate(ys), np.concatenate(logits)),
-                       "client_mean": mean_metrics(per_client), "clients": per_client}
-                for name, (per_client, ys, logits) in found.items()}
-
     def evaluate_round(self) -> dict[str, Any]:
-        """Global and personalised models on every client's val and test split."""
-        n = len(self.data.clients)
-        out: dict[str, Any] = {"global": self._eval_states([self.global_state] * n,
-                                                           calibrate=self.cfg.bn_calibration == "local")}
-        if self._has_personal():
-            pers = [self.algo.personalised_state(self.global_state, self.client_states[i],
-                                                 self.local_states.get(i, {})) for i in range(n)]
-            out["personal"] = self._eval_states(pers)
-        else:
-            out["personal"] = out["global"]
+        """Global and personalised models on every client's val and test split (computed by the clients)."""
+        personal = bool(self.local_keys) or self.personal_seen
+        calibrate = self.cfg.bn_calibration == "local"
+        replies = [self.transport.evaluate(c, self.global_state, personal, calibrate).arrays for c in self.clients]
+        out = {kind: _metrics(replies, kind) for kind in (("global", "personal") if personal else ("global",))}
+        out.setdefault("personal", out["global"])
         return out
 
     def _early_stop(self, rnd: int, value: float) -> bool:
@@ -163,25 +147,33 @@ class Engine:
 
     # ------------------------------------------------------------------ checkpoint state
     def state(self, rnd: int) -> dict[str, Any]:
+        """The server's checkpoint: no client state (each client checkpoints its own)."""
         return {
             "fingerprint": self.cfg.fingerprint(), "round": rnd, "global_state": self.global_state,
-            "local_states": self.local_states, "client_states": self.client_states,
             "algorithm_state": self.algo.get_state(), "history": self.history, "best": self.best,
+            "personal_seen": self.personal_seen,
         }
 
     def load(self, ckpt: dict[str, Any]) -> int:
         dev = self.device
+        rnd = int(ckpt["round"])
         self.global_state = {k: v.to(dev) for k, v in ckpt["global_state"].items()}
-        self.local_states = {int(c): {k: v.to(dev) for k, v in s.items()} for c, s in ckpt["local_states"].items()}
-        self.client_states = checkpoint.to_device(ckpt["client_states"], dev)
         self.algo.set_state(checkpoint.to_device(ckpt["algorithm_state"], dev))
         self.history = ckpt["history"]
         self.best = ckpt["best"]
-        return int(ckpt["round"])
+        self.personal_seen = bool(ckpt.get("personal_seen", False))
+        for c in self.clients:  # in a real federation each client does this on its own machine
+            c.load(rnd)
+        return rnd
 
     # ------------------------------------------------------------------ the loop
-    def run(self) -> RunResult:
-        """Train (or resume) to the configured number of rounds and write the reports."""
+    def run(self, reports: bool = True) -> RunResult:
+        """Train (or resume) to the configured number of rounds and write the reports.
+
+        Args:
+            reports: write ``history.jsonl``, ``metrics.csv``, ``summary.json``, the learning curves
+                and ``final_model.pt``; checks that only read the returned result skip them.
+        """
         cfg, algo = self.cfg, self.algo
         t0 = time.perf_counter()
         torch.set_num_threads(cfg.num_threads)
@@ -192,6 +184,8 @@ class Engine:
             start = self.load(ckpt)
             log.info("resuming %s after round %d", cfg.out_dir, start)
         else:
+            for c in self.clients:  # a fresh start: no client may pick up an earlier run's state
+                c.clear_saved()
             algo.init_server(self.global_state, self._server(0))
         resumed_from = start
         crash_after = int(os.environ.get(CRASH_ENV, "0") or 0)
@@ -202,13 +196,7 @@ class Engine:
                 break
             t_round = time.perf_counter()
             sampled = tuple(sample_clients(len(self.data.clients), cfg.fraction_fit, cfg.min_clients, cfg.seed, rnd))
-            server = self._server(rnd, sampled)
-            updates, stats = [], PhaseStats()
-            for cid in sampled:
-                upd, st = self.train_client(cid, rnd, server)
-                updates.append(upd)
-                stats.add(st)
-            self.global_state = algo.aggregate(self.global_state, updates, server)
+            stats = self.train_round(rnd, sampled)
             t_eval = time.perf_counter()
             ev = self.evaluate_round()
             primary = ev[algo.primary_model]
@@ -231,9 +219,10 @@ class Engine:
                 break
         bar.close()
         result = self._result(resumed_from, time.perf_counter() - t0)
-        torch.save({"global_state": self.global_state, "local_states": self.local_states},
-                   os.path.join(cfg.out_dir, "final_model.pt"))
-        report.write_all(result)
+        if reports:
+            torch.save({"global_state": self.global_state, "local_states": self.local_states},  # in-process only
+                       os.path.join(cfg.out_dir, "final_model.pt"))
+            report.write_all(result)
         return result
 
     def _result(self, resumed_from: int, wall: float) -> RunResult:
@@ -249,6 +238,34 @@ class Engine:
             train_seconds=sum(h["train_seconds"] for h in self.history),
             wall_seconds=wall, resumed_from=resumed_from, out_dir=self.cfg.out_dir,
         )
+
+
+def _check_matches(cfg: RunConfig, algorithm: FLAlgorithm) -> None:
+    """Refuse an instance that is not what the configuration (and so the reports) name."""
+    if not isinstance(algorithm, FLAlgorithm):
+        raise TypeError(f"Engine needs an FLAlgorithm instance, got {type(algorithm).__name__}; resolve names "
+                        "with algorithms.registry.get_algorithm(cfg.algorithm, **cfg.algorithm_params)")
+    if algorithm.name != cfg.algorithm.strip().lower():
+        raise ValueError(f"the config names algorithm {cfg.algorithm!r} but the instance is {algorithm.name!r}; "
+                         "pass the instance the config names")
+    params = algorithm.get_params()
+    wrong = {k: v for k, v in cfg.algorithm_params.items() if k not in params or params[k] != v}
+    if wrong:
+        raise ValueError(f"config algorithm_params {wrong} differ from the instance's {params}; build the instance "
+                         "with get_algorithm(cfg.algorithm, **cfg.algorithm_params)")
+
+
+def _metrics(replies: list[dict[str, dict[str, torch.Tensor]]], kind: str) -> dict[str, dict[str, Any]]:
+    """Per-client, client-mean and pooled metrics of one model kind from the clients' labels and logits."""
+    out = {}
+    for split in ("test", "val"):
+        groups = [r[f"{kind}/{split}"] for r in replies]
+        ys = [g["y"].numpy() for g in groups]
+        logits = [g["logits"].numpy() for g in groups]
+        per_client = [classification_metrics(y, lg) for y, lg in zip(ys, logits)]
+        out[split] = {"overall": classification_metrics(np.concatenate(ys), np.concatenate(logits)),
+                      "client_mean": mean_metrics(per_client), "clients": per_client}
+    return out
 
 
 def load_data(cfg: RunConfig) -> FederatedData:

@@ -10,19 +10,21 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import timm
 import torch
 from timm.layers import SelectAdaptivePool2d
 from torch import Tensor, nn
 
+from algorithms.aggregation import clone_state
+from algorithms.api import ModelInfo, features
 from fl_core.config import GLOBAL_POOLS
 
 __all__ = [
     "GLOBAL_POOLS",
     "ModelInfo",
     "TinyCNN",
+    "clone_state",
     "create_model",
     "features",
     "list_local_models",
@@ -115,12 +117,6 @@ def create_model(name: str, num_classes: int, in_chans: int = 3, global_pool: st
                              global_pool=global_pool)
 
 
-def features(model: nn.Module, x: Tensor) -> tuple[Tensor, Tensor]:
-    """One forward pass returning ``(features, logits)``; features are the classifier's input."""
-    feats = model.forward_head(model.forward_features(x), pre_logits=True)
-    return feats, model.get_classifier()(feats)
-
-
 def _module_name(model: nn.Module, target: nn.Module) -> str:
     for name, mod in model.named_modules():
         if mod is target:
@@ -136,29 +132,6 @@ def split_body_head(model: nn.Module) -> tuple[tuple[str, ...], tuple[str, ...]]
     if not head:
         raise ValueError(f"no state-dict key under the classifier prefix {prefix!r}")
     return tuple(k for k in keys if not k.startswith(prefix)), head
-
-
-@dataclass(frozen=True)
-class ModelInfo:
-    """What algorithms may know about the model: names of state-dict keys by role.
-
-    Attributes:
-        state_keys: all state-dict keys, in order.
-        param_keys: keys of trainable parameters.
-        buffer_keys: keys of buffers (BatchNorm running statistics, counters).
-        body_keys: keys outside the classifier.
-        head_keys: keys of the classifier (``get_classifier()``).
-        bn_keys: keys of BatchNorm layers (weights, biases and running statistics).
-        num_classes: size of the label space.
-    """
-
-    state_keys: tuple[str, ...]
-    param_keys: tuple[str, ...]
-    buffer_keys: tuple[str, ...]
-    body_keys: tuple[str, ...]
-    head_keys: tuple[str, ...]
-    bn_keys: tuple[str, ...]
-    num_classes: int
 
 
 def model_info(model: nn.Module, num_classes: int) -> ModelInfo:
@@ -178,11 +151,6 @@ def model_info(model: nn.Module, num_classes: int) -> ModelInfo:
         bn_keys=tuple(k for k in keys if any(k.startswith(p) for p in bn_prefixes)),
         num_classes=num_classes,
     )
-
-
-def clone_state(state: dict[str, Tensor]) -> dict[str, Tensor]:
-    """A detached copy of a state dict (tensors are cloned, so later in-place updates do not leak)."""
-    return {k: v.detach().clone() for k, v in state.items()}
 
 
 @torch.no_grad()

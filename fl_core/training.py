@@ -7,6 +7,7 @@ is identical and the throughput ratio measures only the engine's per-round overh
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -14,13 +15,15 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from algorithms.base import ClientContext, FLAlgorithm, Phase
+from algorithms.api import Batch, ClientContext, FLAlgorithm, Phase, features
 from fl_core.config import RunConfig
 from fl_core.data import Split, normalise
 from fl_core.metrics import classification_metrics
-from fl_core.models import features
 
-__all__ = ["PhaseStats", "calibrate_batchnorm", "derive_seed", "evaluate", "make_optimizer", "predict", "run_phase"]
+__all__ = [
+    "PhaseStats", "calibrate_batchnorm", "derive_seed", "evaluate", "make_optimizer", "observe_phase", "predict",
+    "run_phase",
+]
 
 _EVAL_BATCH = 256
 
@@ -65,8 +68,11 @@ def run_phase(
     """Train ``model`` in place for ``phase.epochs`` epochs over ``split`` (already on device).
 
     Calls ``algo.local_loss`` on every batch and ``algo.after_backward`` before every optimizer
-    step. Batches of a single example are skipped (BatchNorm cannot train on them).
+    step. Batches of a single example are skipped (BatchNorm cannot train on them). An
+    ``"observe"`` phase runs :func:`observe_phase` instead.
     """
+    if phase.kind == "observe":
+        return observe_phase(model, split, phase, algo, ctx, cfg)
     start = time.perf_counter()
     stats = PhaseStats()
     ctx.phase = phase
@@ -88,7 +94,7 @@ def run_phase(
                     continue
                 x, y = normalise(split.x[idx]), split.y[idx]
                 feats, logits = features(model, x)
-                loss = algo.local_loss(ctx, model, x, y, logits, feats, F.cross_entropy(logits, y))
+                loss = algo.local_loss(ctx, model, Batch(x, y, logits, feats, F.cross_entropy(logits, y), idx))
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 algo.after_backward(ctx, model)
@@ -105,10 +111,37 @@ def run_phase(
 
 
 @torch.no_grad()
-def predict(model: nn.Module, split: Split) -> Tensor:
-    """Logits for every example of ``split`` (eval mode, on the split's device), on CPU."""
+def observe_phase(model: nn.Module, split: Split, phase: Phase, algo: FLAlgorithm, ctx: ClientContext,
+                  cfg: RunConfig) -> PhaseStats:
+    """Show ``algo.observe`` every batch of ``split`` in data order, in eval mode and without gradients.
+
+    The pass after training that statistics, prototypes and Fisher traces are computed from. It
+    takes no optimizer step, so its images are not counted as training images.
+    """
+    start = time.perf_counter()
+    ctx.phase = phase
     model.eval()
-    out = [model(normalise(split.x[i:i + _EVAL_BATCH])).float().cpu() for i in range(0, len(split), _EVAL_BATCH)]
+    n = len(split)
+    for _ in range(phase.epochs):
+        for i in range(0, n, cfg.batch_size):
+            idx = torch.arange(i, min(i + cfg.batch_size, n), device=split.x.device)
+            x, y = normalise(split.x[idx]), split.y[idx]
+            feats, logits = features(model, x)
+            algo.observe(ctx, model, Batch(x, y, logits, feats, F.cross_entropy(logits, y), idx))
+    stats = PhaseStats()
+    stats.seconds = time.perf_counter() - start
+    return stats
+
+
+@torch.no_grad()
+def predict(model: nn.Module, split: Split, logits_fn: Callable[[nn.Module, Tensor], Tensor] | None = None) -> Tensor:
+    """Logits for every example of ``split`` (eval mode, on the split's device), on CPU.
+
+    ``logits_fn(model, x)`` replaces ``model(x)`` (an algorithm's evaluation forward).
+    """
+    model.eval()
+    fn = logits_fn or (lambda m, x: m(x))
+    out = [fn(model, normalise(split.x[i:i + _EVAL_BATCH])).float().cpu() for i in range(0, len(split), _EVAL_BATCH)]
     return torch.cat(out) if out else torch.empty(0, model.get_classifier().out_features)
 
 
@@ -148,7 +181,8 @@ def calibrate_batchnorm(model: nn.Module, split: Split) -> bool:
     return True
 
 
-def evaluate(model: nn.Module, split: Split) -> tuple[dict[str, float], np.ndarray]:
+def evaluate(model: nn.Module, split: Split,
+             logits_fn: Callable[[nn.Module, Tensor], Tensor] | None = None) -> tuple[dict[str, float], np.ndarray]:
     """Metrics of ``model`` on ``split`` and the logits (for pooling across clients)."""
-    logits = predict(model, split).numpy()
+    logits = predict(model, split, logits_fn).numpy()
     return classification_metrics(split.y.cpu().numpy(), logits), logits

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from algorithms.base import PERSONAL_STATE, ClientContext, Phase
+from algorithms.api import PERSONAL_STATE, Batch, ClientContext, Message, Phase
 from algorithms.ditto import Ditto
 from algorithms.registry import get_algorithm
 from algorithms.testing import dummy_federation, dummy_info, run_engine
@@ -25,10 +25,10 @@ class Spy(Ditto):
         start = ctx.state.get(PERSONAL_STATE)
         self.log_[(ctx.round, ctx.client_id, "start")] = None if start is None else dict(start)
 
-    def end_client(self, ctx: ClientContext, model: nn.Module) -> dict:
+    def end_client(self, ctx: ClientContext, model: nn.Module) -> Message:
         self.log_[(ctx.round, ctx.client_id, "end")] = dict(ctx.state[PERSONAL_STATE])
         self.log_[(ctx.round, ctx.client_id, "received")] = {k: v.clone() for k, v in ctx.global_state.items()}
-        return {}
+        return Message()
 
 
 Spy.name = "ditto"
@@ -78,12 +78,12 @@ def test_large_lambda_keeps_personal_model_near_the_global() -> None:
 def test_proximal_term_only_in_the_personal_phase() -> None:
     lin = nn.Linear(2, 1, bias=False)
     ctx = ClientContext(client_id=0, round=1, info=dummy_info(), global_state={"weight": torch.zeros(1, 2)},
-                        payload={}, state={}, num_samples=4, label_counts=torch.ones(2), local_epochs=1, lr=0.1,
+                        message=Message(), state={}, num_samples=4, label_counts=torch.ones(2), local_epochs=1, lr=0.1,
                         make_model=lambda s: nn.Identity())
     with torch.no_grad():
         lin.weight.copy_(torch.tensor([[1.0, 2.0]]))
     zero = torch.zeros(())
     ctx.phase = Phase(epochs=1)
-    assert Ditto(lam=2.0).local_loss(ctx, lin, zero, zero, zero, zero, zero) is zero
+    assert Ditto(lam=2.0).local_loss(ctx, lin, Batch(zero, zero, zero, zero, zero)) is zero
     ctx.phase = Phase(epochs=1, model="personal")
-    assert torch.isclose(Ditto(lam=2.0).local_loss(ctx, lin, zero, zero, zero, zero, zero), torch.tensor(5.0))
+    assert torch.isclose(Ditto(lam=2.0).local_loss(ctx, lin, Batch(zero, zero, zero, zero, zero)), torch.tensor(5.0))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from algorithms.base import ClientContext, ClientUpdate, ServerContext
+from algorithms.api import Batch, ClientContext, ClientUpdate, Message, ServerContext
 from algorithms.feddyn import _GRAD, FedDyn
 from algorithms.registry import get_algorithm
 from algorithms.testing import dummy_federation, run_engine
@@ -25,7 +25,7 @@ class One(nn.Module):
 
 def _ctx(global_w: list[float], state: dict) -> ClientContext:
     return ClientContext(client_id=0, round=1, info=INFO, global_state={"w": torch.tensor(global_w)},
-                         payload={}, state=state, num_samples=4, label_counts=torch.ones(2), local_epochs=1,
+                         message=Message(), state=state, num_samples=4, label_counts=torch.ones(2), local_epochs=1,
                          lr=0.1, make_model=lambda s: nn.Identity())
 
 
@@ -34,7 +34,7 @@ def test_regulariser_gradient_is_minus_previous_gradient_plus_alpha_drift() -> N
     ctx = _ctx([1.0, 2.0], {_GRAD: {"w": torch.tensor([0.3, -0.4])}})
     model = One([2.0, 0.0])
     zero = torch.zeros(())
-    extra = algo.local_loss(ctx, model, zero, zero, zero, zero, zero)
+    extra = algo.local_loss(ctx, model, Batch(zero, zero, zero, zero, zero))
     extra.backward()
     # d/dw [ -<g, w - wg> + a/2 ||w - wg||^2 ] = -g + a (w - wg) = [-0.3 + 0.5, 0.4 - 1.0]
     assert torch.allclose(model.w.grad, torch.tensor([0.2, -0.6]))

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from algorithms.base import ClientContext
+from algorithms.api import Batch, ClientContext, Message
 from algorithms.fedlc import FedLC
 from algorithms.registry import get_algorithm
 from algorithms.testing import dummy_federation, dummy_info, run_engine
@@ -18,13 +18,13 @@ torch.set_num_threads(1)
 
 
 def _ctx(counts: list[int]) -> ClientContext:
-    return ClientContext(client_id=0, round=1, info=dummy_info(), global_state={}, payload={}, state={},
+    return ClientContext(client_id=0, round=1, info=dummy_info(), global_state={}, message=Message(), state={},
                          num_samples=sum(counts), label_counts=torch.tensor(counts), local_epochs=1, lr=0.1,
                          make_model=lambda s: nn.Identity())
 
 
 def _loss(algo: FedLC, counts: list[int], logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    return algo.local_loss(_ctx(counts), nn.Identity(), logits, y, logits, logits, F.cross_entropy(logits, y))
+    return algo.local_loss(_ctx(counts), nn.Identity(), Batch(logits, y, logits, logits, F.cross_entropy(logits, y)))
 
 
 def test_offsets_follow_the_formula() -> None:

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import torch
 
 from algorithms.aggregation import StateDict, weighted_mean
-from algorithms.base import ClientContext, ClientUpdate, ServerContext
+from algorithms.api import ClientContext, ClientUpdate, Message, ServerContext
 from algorithms.fedper import FedPer
 from algorithms.testing import dummy_federation, dummy_info, run_engine
 
@@ -26,15 +26,15 @@ def test_head_never_averaged_body_averaged() -> None:
         def begin_client(self, ctx: ClientContext) -> None:
             rec["received"][(ctx.round, ctx.client_id)] = {k: ctx.global_state[k].clone() for k in ctx.info.head_keys}
 
-        def end_client(self, ctx: ClientContext, model: torch.nn.Module) -> dict:
+        def end_client(self, ctx: ClientContext, model: torch.nn.Module) -> Message:
             sd = model.state_dict()
             rec["trained"][(ctx.round, ctx.client_id)] = {k: sd[k].clone() for k in ctx.info.head_keys}
-            return {}
+            return Message()
 
         def aggregate(self, global_state: StateDict, updates: Sequence[ClientUpdate],
                       server: ServerContext) -> StateDict:
             out = super().aggregate(global_state, updates, server)
-            rec["updates"].append([dict(u.state) for u in updates])
+            rec["updates"].append([dict(u.weights) for u in updates])
             rec["globals"].append((dict(global_state), out, [u.num_samples for u in updates]))
             return out
 

@@ -7,6 +7,7 @@ from types import SimpleNamespace
 import torch
 
 from algorithms.aggregation import subtract
+from algorithms.api import Batch
 from algorithms.registry import get_algorithm
 from algorithms.testing import dummy_federation, initial_state, run_engine
 from tests.tensor_asserts import assert_same_tensors
@@ -41,5 +42,5 @@ def test_proximal_term_value():
 
     ctx = SimpleNamespace(global_state={"weight": torch.tensor([[0.0, 1.0]])})
     base = torch.tensor(2.0)
-    out = algo.local_loss(ctx, model, None, None, None, None, base).detach()
+    out = algo.local_loss(ctx, model, Batch(None, None, None, None, base)).detach()
     assert out.item() == 2.0 + 0.25 * (1.0 + 4.0)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from algorithms.base import ClientContext
+from algorithms.api import Batch, ClientContext, Message
 from algorithms.fedrep import FedRep
 from algorithms.testing import dummy_federation, dummy_info, run_engine
 from tests.tensor_asserts import assert_same_tensors
@@ -15,7 +15,7 @@ torch.set_num_threads(1)
 
 def test_phases_are_head_then_body() -> None:
     info = dummy_info()
-    ctx = ClientContext(client_id=0, round=1, info=info, global_state={}, payload={}, state={}, num_samples=8,
+    ctx = ClientContext(client_id=0, round=1, info=info, global_state={}, message=Message(), state={}, num_samples=8,
                         label_counts=torch.ones(3), local_epochs=1, lr=0.1, make_model=lambda s: nn.Identity())
     head, body = FedRep(head_epochs=10, body_epochs=1).local_phases(ctx)
     assert (head.epochs, body.epochs) == (10, 1)
@@ -28,12 +28,11 @@ def test_frozen_part_does_not_move_during_each_phase() -> None:
     snaps: list[tuple[int, int, dict[str, Tensor]]] = []  # (round, phase index, params before the step)
 
     class Spy(FedRep):
-        def local_loss(self, ctx: ClientContext, model: nn.Module, x: Tensor, y: Tensor, logits: Tensor,
-                       feats: Tensor, loss: Tensor) -> Tensor:
+        def local_loss(self, ctx: ClientContext, model: nn.Module, batch: Batch) -> Tensor:
             if ctx.client_id == 0:
                 idx = 0 if ctx.phase.trainable == frozenset(ctx.info.head_keys) else 1
                 snaps.append((ctx.round, idx, {n: p.detach().clone() for n, p in model.named_parameters()}))
-            return loss
+            return batch.loss
 
     Spy.name = "fedrep"
     engine, _ = run_engine(Spy(head_epochs=2, body_epochs=1), dummy_federation(), rounds=2)

@@ -8,7 +8,7 @@ import math
 import torch
 from torch import Tensor, nn
 
-from algorithms.base import ClientContext
+from algorithms.api import Batch, ClientContext
 from algorithms.moon import _PREV, Moon
 from algorithms.registry import get_algorithm
 from algorithms.testing import dummy_federation, run_engine
@@ -49,10 +49,9 @@ def test_first_round_has_no_term_and_later_rounds_add_it() -> None:
     seen: list[tuple[int, Tensor, Tensor]] = []
 
     class Spy(Moon):
-        def local_loss(self, ctx: ClientContext, model: nn.Module, x: Tensor, y: Tensor, logits: Tensor,
-                       feats: Tensor, loss: Tensor) -> Tensor:
-            out = super().local_loss(ctx, model, x, y, logits, feats, loss)
-            seen.append((ctx.round, loss.detach(), out.detach()))
+        def local_loss(self, ctx: ClientContext, model: nn.Module, batch: Batch) -> Tensor:
+            out = super().local_loss(ctx, model, batch)
+            seen.append((ctx.round, batch.loss.detach(), out.detach()))
             return out
 
     Spy.name = "moon"

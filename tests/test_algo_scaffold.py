@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from algorithms.base import ClientContext, ClientUpdate, ServerContext
+from algorithms.api import ClientContext, ClientUpdate, Message, ServerContext
 from algorithms.registry import get_algorithm
 from algorithms.scaffold import _C_I, Scaffold
 from algorithms.testing import dummy_federation, dummy_info, dummy_state, run_engine
@@ -35,7 +35,7 @@ def test_first_round_equals_fedavg_then_variates_change_the_update() -> None:
 
 def _ctx(c: dict, c_i: dict | None) -> ClientContext:
     state = {} if c_i is None else {_C_I: c_i}
-    return ClientContext(client_id=0, round=1, info=dummy_info(), global_state={}, payload={"c": c},
+    return ClientContext(client_id=0, round=1, info=dummy_info(), global_state={}, message=Message(arrays={"c": c}),
                          state=state, num_samples=4, label_counts=torch.ones(3), local_epochs=1,
                          lr=0.1, make_model=lambda s: nn.Identity())
 
@@ -54,7 +54,7 @@ def test_after_backward_adds_c_minus_c_i_to_the_gradient() -> None:
     up = algo.end_client(ctx, lin)
     # option II with one plain-SGD step: c_i+ = c_i - c + (x - y)/(K lr) = raw gradient
     assert torch.equal(ctx.state[_C_I]["weight"], torch.tensor([[10.0, 20.0]]))
-    assert torch.equal(up["delta_c"]["weight"], torch.tensor([[9.5, 21.0]]))
+    assert torch.equal(up.arrays["delta_c"]["weight"], torch.tensor([[9.5, 21.0]]))
 
 
 def test_option_ii_matches_the_paper_formula_under_plain_sgd() -> None:
@@ -65,11 +65,11 @@ def test_option_ii_matches_the_paper_formula_under_plain_sgd() -> None:
         def begin_client(self, ctx: ClientContext) -> None:
             super().begin_client(ctx)
             if ctx.round == 2 and ctx.client_id == 0:
-                seen["c"] = {k: v.clone() for k, v in ctx.payload["c"].items()}
+                seen["c"] = {k: v.clone() for k, v in ctx.message.arrays["c"].items()}
                 seen["c_i"] = {k: v.clone() for k, v in ctx.state[_C_I].items()}
                 seen["x"] = {k: v.clone() for k, v in ctx.global_state.items()}
 
-        def end_client(self, ctx: ClientContext, model: nn.Module) -> dict:
+        def end_client(self, ctx: ClientContext, model: nn.Module) -> Message:
             up = super().end_client(ctx, model)
             if ctx.round == 2 and ctx.client_id == 0:
                 seen["y"] = {k: v.detach().clone() for k, v in model.state_dict().items()}
@@ -97,7 +97,8 @@ def test_server_variate_update_scales_by_sampled_over_total() -> None:
     d1[k] += 2.0
     d2[k] += 6.0
     shared = {n: v.clone() for n, v in g.items()}
-    ups = [ClientUpdate(0, shared, 10, {"delta_c": d1}), ClientUpdate(1, shared, 30, {"delta_c": d2})]
+    ups = [ClientUpdate(0, shared, 10, Message(arrays={"delta_c": d1})),
+           ClientUpdate(1, shared, 30, Message(arrays={"delta_c": d2}))]
     out = algo.aggregate(g, ups, ServerContext(1, info, 4, (0, 1), (10, 30, 10, 10)))
     # c = 0 + (1/N) * (2 + 6) with N = 4 clients, 2 sampled
     assert torch.allclose(algo.c_[k], torch.full_like(g[k], 2.0))

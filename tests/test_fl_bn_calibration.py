@@ -11,7 +11,8 @@ import torch
 from PIL import Image
 from torch import nn
 
-from fl_core import RunConfig, run
+from fedagentbench.training import run
+from fl_core import RunConfig
 from fl_core.data import Split, load_federation, normalise
 from fl_core.models import TinyCNN, create_model
 from fl_core.testing import make_shape_folders

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from fl_core import RunConfig, run
+from fedagentbench.training import run
+from fl_core import RunConfig
 from fl_core.engine import CRASH_ENV, sample_clients
 from fl_core.report import REPORT_FILES
 from fl_core.testing import make_noise_folders, make_shape_folders
@@ -94,7 +95,8 @@ def test_checkpoint_of_another_config_is_not_resumed(tmp_path):
 
 _CHILD = """
 import sys
-from fl_core import RunConfig, run
+from fedagentbench.training import run
+from fl_core import RunConfig
 run(RunConfig(data_dirs=tuple(sys.argv[2:]), algorithm="fedavgm", rounds=4, image_size=16, batch_size=8,
               fraction_fit=0.5, out_dir=sys.argv[1], progress=False))
 """

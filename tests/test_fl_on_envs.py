@@ -20,7 +20,7 @@ import pytest
 
 from envs.build import build
 from envs.oracle import prepare_task
-from fl_core import run
+from fedagentbench.training import run
 from fl_core.presets import small_sites
 
 #: Environment scale for these tests: large enough for a test split of tens of images per class.

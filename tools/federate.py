@@ -179,8 +179,8 @@ def make_training_tools(client_dirs: dict[str, Path], out_dir: Path, defaults: d
         try:
             get_algorithm(algorithm, **(algorithm_params or {}))
         except (TypeError, ValueError) as exc:
-            raise ToolException(f"bad hyper-parameters for {algorithm}: {str(exc)[:200]}; read the catalog "
-                                "entry's hyperparameters for valid names") from None
+            raise ToolException(f"bad hyper-parameters for {algorithm}: {str(exc)[:300]}; the catalog entry's "
+                                "hyperparameters list the valid names and defaults") from None
         params = {**fixed, "data_dirs": tuple(str(client_dirs[s]) for s in chosen), "algorithm": algorithm,
                   "algorithm_params": dict(algorithm_params or {}), "rounds": rounds, "local_epochs": local_epochs,
                   "bn_calibration": bn_calibration, "global_pool": global_pool}

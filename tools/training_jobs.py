@@ -108,12 +108,12 @@ class JobManager:
 
 
 def _main(config_path: str) -> int:
-    import fl_core
+    from fedagentbench.training import run
 
     spec = json.loads(Path(config_path).read_text())
     cfg = RunConfig(**spec["config"])
     logging.basicConfig(level=logging.INFO)
-    result = fl_core.run(cfg, baselines=bool(spec.get("baselines")))
+    result = run(cfg, baselines=bool(spec.get("baselines")))
     log.info("finished: %d rounds, final %s", result.rounds_completed, result.final)
     return 0
 

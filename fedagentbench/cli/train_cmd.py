@@ -17,9 +17,11 @@ _METRICS = ("accuracy", "balanced_accuracy", "macro_f1", "auroc")
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="federated training on prepared client folders (one per client)")
-    p.add_argument("--data", nargs="+", required=True, metavar="DIR",
-                   help="one prepared folder per client: DIR/<class_name>/<image>")
+    p.add_argument("--data", nargs="+", metavar="DIR",
+                   help="one prepared folder per client: DIR/<class_name>/<image> (required to train)")
     p.add_argument("--algorithm", default="fedavg", help="registry name (see --list-algorithms)")
+    p.add_argument("--list-algorithms", action="store_true",
+                   help="list every algorithm with its category and hyper-parameters, then exit")
     p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                    help="algorithm hyper-parameter, e.g. --param mu=0.1 (repeatable; VALUE is JSON)")
     p.add_argument("--rounds", type=int, default=5)
@@ -65,8 +67,28 @@ def _fmt(v: float) -> str:
     return "-" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.3f}"
 
 
+def _list_algorithms() -> int:
+    from algorithms.catalog import entries
+
+    table = Table(title="FL algorithms (--algorithm NAME, --param KEY=VALUE)")
+    for col in ("name", "category", "hyper-parameters (defaults)", "full name"):
+        table.add_column(col)
+    for e in entries():
+        params = ", ".join(f"{k}={v!r}" for k, v in e.hyperparameters.items()) or "-"
+        table.add_row(e.name, e.category, params, e.full_name)
+    Console().print(table)
+    return 0
+
+
 def _train(args: argparse.Namespace) -> int:
-    from fl_core import RunConfig, run
+    from fedagentbench.training import algorithm_for
+    from fl_core import RunConfig
+    from fl_core import run as run_instance
+
+    if args.list_algorithms:
+        return _list_algorithms()
+    if not args.data:
+        raise ValueError("--data is required: give one prepared folder per client (or use --list-algorithms)")
 
     cfg = RunConfig(
         data_dirs=tuple(args.data), algorithm=args.algorithm, algorithm_params=_parse_params(args.param),
@@ -77,7 +99,8 @@ def _train(args: argparse.Namespace) -> int:
         device=args.device, num_threads=args.threads, out_dir=args.out, resume=not args.no_resume,
         progress=not args.quiet,
     )
-    result = run(cfg, baselines=args.baselines)
+    algorithm = algorithm_for(cfg)  # unknown names and hyper-parameters fail here, before any data is read
+    result = run_instance(cfg, algorithm, baselines=args.baselines)
     table = Table(title=f"{cfg.algorithm}: test metrics after round {result.rounds_completed}"
                   + (" (early stop)" if result.stopped_early else ""))
     table.add_column("model")
