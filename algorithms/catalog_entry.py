@@ -26,6 +26,10 @@ class CatalogEntry(BaseModel):
         also_fits: further categories the method is a sound choice for (FedProx: designed for label
             skew, also a safe generic choice); task templates build their families from both.
         selectable: ``False`` for a reference point that no task should be solved with (local-only).
+        shares: what data-derived content, beyond model weights, leaves a client (``"statistics"``:
+            per-class feature moments or label counts; ``"prototypes"``; ``"features"``: per-example
+            representations; ``"logits"``: outputs on shared data). Empty for weights only; the
+            selector and a run's report show it.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -39,6 +43,7 @@ class CatalogEntry(BaseModel):
     paper: str
     also_fits: tuple[Category, ...] = ()
     selectable: bool = True
+    shares: tuple[str, ...] = ()
 
     def fits(self, category: Category) -> bool:
         """Whether the method is a sound choice for ``category`` (its own or one it also fits)."""

@@ -223,7 +223,8 @@ def s3(t: Transcript) -> Call:
     goals = t.input["task_spec"].get("implicit_goals", [])
     for goal in goals:
         for cat in GOAL_CATEGORIES.get(goal, ()):
-            pick = next((e for e in entries if e["category"] == cat), None)
+            # prefer methods that send nothing but weights off a site (catalog "shares" empty)
+            pick = next((e for e in entries if e["category"] == cat and not e.get("shares")), None)
             if pick:
                 return "submit_AlgorithmChoice", {"algorithm": pick["name"],
                                                   "reason": f"the task implies {goal}; {pick['name']} is a "
