@@ -191,9 +191,10 @@ def make_training_tools(client_dirs: dict[str, Path], out_dir: Path, defaults: d
                 "bn_calibration": bn_calibration, "global_pool": global_pool}
 
     def _job(job_id: str):
-        if job_id not in jobs.jobs:
-            raise ToolException(f"no job {job_id!r}; known jobs: {', '.join(jobs.jobs) or 'none (launch one first)'}")
-        return jobs.jobs[job_id]
+        job = jobs.get(job_id)
+        if job is None:
+            raise ToolException(f"no job {job_id!r}; known jobs: {', '.join(jobs.known()) or 'none (launch one first)'}")
+        return job
 
     def training_status(job_id: str, wait_seconds: int = 30) -> dict[str, Any]:
         """Progress of a training job: state (running/finished/stopped/failed), rounds done, and per-round
