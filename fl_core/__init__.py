@@ -22,8 +22,10 @@ def run(config: RunConfig, baselines: bool = False) -> RunResult:
         baselines: also train local-only and pooled baselines on the same splits and model; their
             results go to ``result.baselines`` and ``summary.json``.
     """
+    from fl_core.config import check_algorithm
     from fl_core.engine import Engine, load_data
 
+    check_algorithm(config.algorithm, config.algorithm_params)  # before any image is read
     data = load_data(config)
     result = Engine(config, data).run()
     if baselines:

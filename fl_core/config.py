@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-__all__ = ["BN_CALIBRATIONS", "GLOBAL_POOLS", "METRICS", "RunConfig"]
+__all__ = ["BN_CALIBRATIONS", "GLOBAL_POOLS", "METRICS", "RunConfig", "check_algorithm"]
 
 #: Metrics the engine computes and early stopping may watch.
 METRICS = ("accuracy", "balanced_accuracy", "macro_f1", "auroc", "loss")
@@ -147,3 +147,57 @@ class RunConfig:
     def replace(self, **changes: Any) -> RunConfig:
         """A copy with ``changes`` applied (and validated)."""
         return dataclasses.replace(self, **changes)
+
+
+def check_algorithm(name: str, params: dict[str, Any]) -> None:
+    """Refuse an unknown algorithm or a bad hyper-parameter before any data is read.
+
+    Types are checked against the algorithm's defaults (a number where a number is expected, an
+    integer for counts), then the algorithm's own ``validate`` checks the ranges.
+
+    Raises:
+        ValueError: the message lists the registered algorithms, or the algorithm's parameters with
+            their defaults.
+    """
+    from algorithms.registry import all_algorithms, get_algorithm
+
+    registry = all_algorithms()
+    key = name.strip().lower()
+    if key not in registry:
+        raise ValueError(f"unknown algorithm {name!r}; registered: {', '.join(registry)}")
+    defaults = registry[key]().get_params()
+    valid = ", ".join(f"{k} (default {v!r})" for k, v in defaults.items()) or "none"
+    for k, v in params.items():
+        if k not in defaults:
+            raise ValueError(f"{key} has no hyper-parameter {k!r}; its hyper-parameters: {valid}")
+        want = _param_type(defaults[k])
+        if want and not _is(v, want):
+            raise ValueError(f"{key} hyper-parameter {k!r} must be {want}, got {v!r}; its hyper-parameters: {valid}")
+    try:
+        get_algorithm(key, **params)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"bad hyper-parameters for {key}: {exc}; its hyper-parameters: {valid}") from None
+
+
+def _param_type(default: Any) -> str | None:
+    if isinstance(default, bool):
+        return "true or false"
+    if isinstance(default, int):
+        return "an integer"
+    if isinstance(default, float):
+        return "a number"
+    if isinstance(default, str):
+        return "a string"
+    return None  # None or another type: the algorithm checks it
+
+
+def _is(value: Any, want: str) -> bool:
+    if want == "true or false":
+        return isinstance(value, bool)
+    if isinstance(value, bool):
+        return False
+    if want == "an integer":
+        return isinstance(value, int)
+    if want == "a number":
+        return isinstance(value, (int, float))
+    return isinstance(value, str)

@@ -265,6 +265,10 @@ def _report(job_id: str, sites: list[str], s: dict[str, Any]) -> dict[str, Any]:
            "final_test": _metrics(s["final"]),
            "per_site": {site: _metrics(m) for site, m in zip(sites, primary["clients"])},
            "train_seconds": _r(s["train_seconds"])}
+    skipped = {sites[e["client_id"]]: e["count"] for e in s.get("skipped_images") or []
+               if e.get("client_id") is not None and e["client_id"] < len(sites)}
+    if skipped:  # counts only: file names stay with the sites
+        out["unreadable_images_skipped"] = skipped
     base = s.get("baselines")
     if base:
         out["baselines"] = {"local_only_mean": _metrics(base["local"]["client_mean"]),
