@@ -6,7 +6,7 @@ by a few seconds (the scripted policy answers in milliseconds) so that the kill 
 is killed once its training job has checkpointed a round. For each kill the table shows whether a
 training process outlived the killed run, the resumed run's exit code, whether every role passed,
 how many roles ran again, whether the training job was restarted from its checkpoint, the final
-federated balanced accuracy next to an uninterrupted reference run's, and the resume's wall time.
+federated test metrics compared with an uninterrupted reference run's, and the resume's wall time.
 
 Usage::
 
@@ -34,7 +34,8 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tools.training_jobs import JOB_FILE, _pid_runs
+from tools.job_process import pid_runs
+from tools.training_jobs import JOB_FILE
 
 log = logging.getLogger("kill_resume")
 REQUEST = "I want to train a binary pneumonia detection model on chest X-rays."
@@ -98,9 +99,9 @@ def _kill_in(phase: str, env: Path, out: Path, rounds: int, delay: float, timeou
     proc.wait()
     pids = [r["pid"] for r in _job_records(out)]
     end = time.monotonic() + 10
-    while any(_pid_runs(p) for p in pids) and time.monotonic() < end:
+    while any(pid_runs(p) for p in pids) and time.monotonic() < end:
         time.sleep(0.1)
-    return {"kill_landed": landed, "orphans_after_kill": sum(_pid_runs(p) for p in pids)}
+    return {"kill_landed": landed, "orphans_after_kill": sum(pid_runs(p) for p in pids)}
 
 
 def _resume(env: Path, out: Path, rounds: int) -> dict[str, Any]:
@@ -117,9 +118,10 @@ def _resume(env: Path, out: Path, rounds: int) -> dict[str, Any]:
     return {"exit_code": done.returncode, "resume_seconds": round(wall, 1),
             "all_roles_passed": bool(report.get("roles")) and all(r.get("success") for r in report["roles"].values()),
             "roles_rerun": sum(n - 1 for n in runs.values()), "training": (report.get("training") or {}).get("status"),
-            "balanced_accuracy": (report.get("metrics", {}).get("federated") or {}).get("balanced_accuracy"),
+            "metrics": {k: round(v, 4) for k, v in ((report.get("metrics") or {}).get("federated") or {}).items()
+                        if isinstance(v, float)},
             "jobs": len(records), "job_restarts": sum(r.get("restarts", 0) for r in records),
-            "orphans_after_resume": sum(_pid_runs(r["pid"]) for r in records),
+            "orphans_after_resume": sum(pid_runs(r["pid"]) for r in records),
             "error_tail": "" if done.returncode == 0 else (done.stdout + done.stderr)[-300:]}
 
 
@@ -150,17 +152,18 @@ def main(argv: list[str] | None = None) -> int:
             shutil.copytree(base, env, symlinks=True)
             row = {"phase": phase, **_kill_in(phase, env, out, args.rounds, args.delay, args.timeout),
                    **_resume(env, out, args.rounds)}
+            row["same_metrics_as_uninterrupted"] = bool(row["metrics"]) and row["metrics"] == reference["metrics"]
             log.info("%s", row)
             rows.append(row)
     finally:
         make_writable(root)
         shutil.rmtree(root, ignore_errors=True)
     cols = ["phase", "kill_landed", "orphans_after_kill", "exit_code", "all_roles_passed", "roles_rerun",
-            "training", "job_restarts", "orphans_after_resume", "balanced_accuracy", "resume_seconds"]
+            "training", "job_restarts", "orphans_after_resume", "same_metrics_as_uninterrupted", "resume_seconds"]
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     lines += ["| " + " | ".join(str(r.get(c)) for c in cols) + " |" for r in rows]
-    lines.append(f"\nuninterrupted reference: exit {reference['exit_code']}, balanced accuracy "
-                 f"{reference['balanced_accuracy']}, {reference['resume_seconds']} s")
+    lines.append(f"\nuninterrupted reference: exit {reference['exit_code']}, federated test metrics "
+                 f"{reference['metrics']}, {reference['resume_seconds']} s")
     sys.stdout.write("\n".join(lines) + "\n")
     if args.json:
         args.json.write_text(json.dumps({"reference": reference, "rows": rows}, indent=1))

@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 from tests.graph_helpers import private_env
-from tools.training_jobs import JOB_FILE, _pid_runs
+from tools.job_process import pid_runs
+from tools.training_jobs import JOB_FILE
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[1]
@@ -52,7 +53,7 @@ def test_a_run_killed_in_training_resumes_to_a_finished_report(built_envs, tmp_p
     job_dir = checkpoints()[0].parent
     assert not (job_dir / "summary.json").exists(), "training ended before the kill; give it more rounds"
     first_pid = json.loads((job_dir / JOB_FILE).read_text())["pid"]
-    assert _until(lambda: not _pid_runs(first_pid), 30), "the training process outlived the killed run"
+    assert _until(lambda: not pid_runs(first_pid), 30), "the training process outlived the killed run"
 
     resumed = subprocess.run(_cli(env, out), check=False, cwd=REPO, env=penv, capture_output=True, text=True, timeout=600)
     assert resumed.returncode == 0, resumed.stdout[-2000:] + resumed.stderr[-2000:]
@@ -64,5 +65,5 @@ def test_a_run_killed_in_training_resumes_to_a_finished_report(built_envs, tmp_p
     assert json.loads((job_dir / "summary.json").read_text())["resumed_from"] >= 1
     record = json.loads((job_dir / JOB_FILE).read_text())
     assert record["restarts"] == 1 and record["status"] == "finished"
-    assert not _pid_runs(record["pid"]), "the restarted job is left running"
+    assert not pid_runs(record["pid"]), "the restarted job is left running"
     assert [o["role"] for o in report["outcomes"]].count("S1") == 1, "finished roles ran again"

@@ -17,7 +17,8 @@ import pytest
 from PIL import Image
 
 from tools.federate import make_training_tools
-from tools.training_jobs import JOB_FILE, JobManager, _pid_runs
+from tools.job_process import pid_runs
+from tools.training_jobs import JOB_FILE, JobManager
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULTS = {"image_size": 16, "model": "tiny_cnn", "num_threads": 1, "batch_size": 8}
@@ -94,7 +95,7 @@ def test_a_killed_launcher_takes_its_job_along_and_the_next_one_resumes_it(clien
         if proc.poll() is None:
             proc.kill()
     pid = json.loads((job_dir / JOB_FILE).read_text())["pid"]
-    assert _until(lambda: not _pid_runs(pid), timeout=30), "the training process outlived its launcher"
+    assert _until(lambda: not pid_runs(pid), timeout=30), "the training process outlived its launcher"
     assert not (job_dir / "summary.json").exists(), "the job finished before the kill; raise `rounds`"
 
     manager = JobManager(runs)  # the resumed run's manager: the job table comes from disk

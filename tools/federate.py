@@ -16,7 +16,7 @@ from typing import Any, Literal
 from langchain_core.tools import BaseTool, StructuredTool, ToolException
 from pydantic import BaseModel, Field
 
-from fl_core.config import RunConfig
+from fl_core.config import RunConfig, check_algorithm
 from tools.training_jobs import JobManager
 
 ClientStats = dict[str, dict[str, Any]]
@@ -158,7 +158,7 @@ def make_training_tools(client_dirs: dict[str, Path], out_dir: Path, defaults: d
         and, if needed, the algorithm's hyper-parameters. baselines=True also trains local-only and
         pooled reference models for the final report.
         """
-        from algorithms.registry import get_algorithm, list_algorithms
+        from algorithms.registry import list_algorithms
 
         names = list_algorithms()
         if algorithm not in names:
@@ -170,10 +170,9 @@ def make_training_tools(client_dirs: dict[str, Path], out_dir: Path, defaults: d
         if len(set(chosen)) != len(chosen):
             raise ToolException("a site is listed twice; list each approved site once")
         try:
-            get_algorithm(algorithm, **(algorithm_params or {}))
-        except (TypeError, ValueError) as exc:
-            raise ToolException(f"bad hyper-parameters for {algorithm}: {str(exc)[:200]}; read the catalog "
-                                "entry's hyperparameters for valid names") from None
+            check_algorithm(algorithm, dict(algorithm_params or {}))
+        except ValueError as exc:
+            raise ToolException(f"{str(exc)[:300]}; read the catalog entry's hyperparameters") from None
         params = {**fixed, "data_dirs": tuple(str(client_dirs[s]) for s in chosen), "algorithm": algorithm,
                   "algorithm_params": dict(algorithm_params or {}), "rounds": rounds, "local_epochs": local_epochs,
                   "bn_calibration": bn_calibration, "global_pool": global_pool}

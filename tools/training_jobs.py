@@ -11,11 +11,12 @@ its jobs again: :meth:`JobManager.get` re-attaches to a job that is still runnin
 and restarts one that was killed from its last per-round checkpoint (fl_core resumes ``out_dir``).
 
 A job dies with the process that launched it. The job runs a watchdog thread that polls its parent
-pid (:func:`_watch_parent`) and exits when the parent is gone. ``PR_SET_PDEATHSIG`` was not used: it
+pid (:func:`tools.job_process.watch_parent`) and exits when the parent is gone. ``PR_SET_PDEATHSIG`` was not used: it
 fires when the launching *thread* ends, and LangGraph runs tools on worker threads that end with each
 graph step, which would kill healthy jobs; it is also Linux-only.
 
-Run one job by hand: ``python -m tools.training_jobs <job_dir>/config.json``.
+The job's own side (the watchdog, its exit file) is :mod:`tools.job_process`; run one job by hand
+with ``python -m tools.job_process <job_dir>/config.json``.
 """
 
 from __future__ import annotations
@@ -26,7 +27,6 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from dataclasses import asdict, dataclass
@@ -34,18 +34,12 @@ from pathlib import Path
 from typing import Any
 
 from fl_core.config import RunConfig
+from tools.job_process import EXIT_FILE, PARENT_DIED, PARENT_ENV, pid_runs, send_signal
 
 log = logging.getLogger(__name__)
 JOB_FILE = "job.json"
-#: Written by the job itself when it ends on its own: ``{"code": int, "reason": str}``.
-EXIT_FILE = "exit.json"
-#: Environment variable telling a job which pid launched it (the watchdog's parent).
-PARENT_ENV = "FEDAGENTBENCH_JOB_PARENT"
-#: Exit code of a job whose parent died; such a job is restarted on re-attachment.
-PARENT_DIED = 70
 #: A killed job is restarted from its checkpoint at most this many times.
 MAX_RESTARTS = 3
-WATCH_SECONDS = 0.5
 #: Popen objects of the jobs this process launched (pid -> process), shared by every manager.
 _CHILDREN: dict[int, subprocess.Popen] = {}
 
@@ -65,6 +59,7 @@ class JobRecord:
     stopped: bool = False  # stop was asked for: never restarted
     restarts: int = 0
     started: float = 0.0
+    config_file: str = "config.json"  # the run's RunConfig and baselines flag, next to this record
 
     def save(self) -> None:
         """Write atomically, so a kill never leaves half a record."""
@@ -100,7 +95,7 @@ class Job:
         child = _CHILDREN.get(self.record.pid)
         if child is not None:
             return child.poll() is None
-        return _pid_runs(self.record.pid, self.out_dir)
+        return pid_runs(self.record.pid, self.out_dir)
 
     def exit_info(self) -> dict[str, Any] | None:
         path = self.out_dir / EXIT_FILE
@@ -180,7 +175,7 @@ class JobManager:
         env = {**os.environ, "OMP_NUM_THREADS": str(threads), PARENT_ENV: str(os.getpid())}
         (job_dir / EXIT_FILE).unlink(missing_ok=True)
         with open(job_dir / "job.log", "a") as logf:
-            proc = subprocess.Popen([sys.executable, "-m", "tools.training_jobs", str(job_dir / "config.json")],
+            proc = subprocess.Popen([sys.executable, "-m", "tools.job_process", str(job_dir / job.record.config_file)],
                                     stdout=logf, stderr=subprocess.STDOUT, env=env, start_new_session=True)
         _CHILDREN[proc.pid] = proc
         job.record.pid, job.record.parent_pid, job.record.status = proc.pid, os.getpid(), "running"
@@ -208,12 +203,12 @@ class JobManager:
             return None
         job = Job(record)
         self.jobs[job_id] = job
-        if record.parent_pid != os.getpid() and not _pid_runs(record.parent_pid):
+        if record.parent_pid != os.getpid() and not pid_runs(record.parent_pid):
             self._end_orphan(job)
             if job.killed() and record.restarts < MAX_RESTARTS:
                 record.restarts += 1
                 log.info("restarting training job %s from its checkpoint (restart %d)", job_id, record.restarts)
-                threads = json.loads((job_dir / "config.json").read_text())["config"].get("num_threads", 1)
+                threads = json.loads((job_dir / record.config_file).read_text())["config"].get("num_threads", 1)
                 self._start(job, int(threads))
         return job
 
@@ -224,7 +219,7 @@ class JobManager:
             time.sleep(0.1)
         if job.alive():
             log.warning("job %s outlived its launcher; killing pid %d", job.job_id, job.record.pid)
-            _signal(job.record.pid, signal.SIGKILL)
+            send_signal(job.record.pid, signal.SIGKILL)
             while job.alive() and time.monotonic() < deadline + grace:
                 time.sleep(0.1)
 
@@ -243,84 +238,13 @@ class JobManager:
                 child.kill()
                 child.wait(timeout)
             return
-        _signal(job.record.pid, signal.SIGTERM)
+        send_signal(job.record.pid, signal.SIGTERM)
         deadline = time.monotonic() + timeout
         while job.alive() and time.monotonic() < deadline:
             time.sleep(0.1)
         if job.alive():
-            _signal(job.record.pid, signal.SIGKILL)
+            send_signal(job.record.pid, signal.SIGKILL)
 
     def stop_all(self) -> None:
         for job in self.jobs.values():
             self.stop(job)
-
-
-def _signal(pid: int, sig: int) -> None:
-    try:
-        os.kill(pid, sig)
-    except ProcessLookupError:
-        pass
-
-
-def _pid_runs(pid: int, job_dir: Path | None = None) -> bool:
-    """Whether ``pid`` is a live (not zombie) process; with ``job_dir``, also that it runs that job.
-
-    The command-line check guards against a recycled pid being taken for the job. Where ``/proc`` is
-    missing (not Linux) only existence is checked.
-    """
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    proc = Path(f"/proc/{pid}")
-    if not proc.exists():
-        return True
-    try:
-        if proc.joinpath("stat").read_text().rsplit(")", 1)[1].split()[0] in ("Z", "X"):
-            return False
-        return job_dir is None or str(job_dir) in proc.joinpath("cmdline").read_bytes().decode(errors="replace")
-    except (OSError, IndexError):
-        return False
-
-
-def _write_exit(job_dir: Path, code: int, reason: str) -> None:
-    tmp = job_dir / (EXIT_FILE + ".tmp")
-    tmp.write_text(json.dumps({"code": code, "reason": reason[:500]}))
-    os.replace(tmp, job_dir / EXIT_FILE)
-
-
-def _watch_parent(parent: int, job_dir: Path) -> None:
-    """Exit the job as soon as the process that launched it is gone (we were re-parented)."""
-    while True:
-        if os.getppid() != parent:
-            _write_exit(job_dir, PARENT_DIED, f"the launching process {parent} ended")
-            os._exit(PARENT_DIED)
-        time.sleep(WATCH_SECONDS)
-
-
-def _main(config_path: str) -> int:
-    import fl_core
-
-    job_dir = Path(config_path).parent
-    parent = int(os.environ.get(PARENT_ENV, "0") or 0)
-    if parent:
-        threading.Thread(target=_watch_parent, args=(parent, job_dir), daemon=True, name="parent-watchdog").start()
-    spec = json.loads(Path(config_path).read_text())
-    cfg = RunConfig(**spec["config"])
-    logging.basicConfig(level=logging.INFO)
-    try:
-        result = fl_core.run(cfg, baselines=bool(spec.get("baselines")))
-    except BaseException as exc:
-        _write_exit(job_dir, 1, f"{type(exc).__name__}: {exc}")
-        raise
-    _write_exit(job_dir, 0, "finished")
-    log.info("finished: %d rounds, final %s", result.rounds_completed, result.final)
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(_main(sys.argv[1]))
