@@ -67,3 +67,8 @@ def test_a_run_killed_in_training_resumes_to_a_finished_report(built_envs, tmp_p
     assert record["restarts"] == 1 and record["status"] == "finished"
     assert not pid_runs(record["pid"]), "the restarted job is left running"
     assert [o["role"] for o in report["outcomes"]].count("S1") == 1, "finished roles ran again"
+
+    again = subprocess.run(_cli(env, out), check=False, cwd=REPO, env=penv, capture_output=True, text=True,
+                           timeout=600)
+    assert again.returncode == 0 and "reporting it again" in again.stdout, again.stdout[-2000:]
+    assert len(list((out / "training").glob("job_*"))) == 1, "a finished thread trained again"

@@ -124,3 +124,24 @@ def test_a_stopped_job_is_not_restarted(clients, tmp_path):
     (runs / job_id / JOB_FILE).write_text(json.dumps(record))
     again = JobManager(runs).get(job_id)
     assert again is not None and again.state == "stopped" and again.record.restarts == 0
+
+
+def test_a_launcher_pid_taken_by_another_process_counts_as_dead(clients, tmp_path):
+    """The record keeps the launcher's start time: a recycled pid (here pid 1) does not pass for it."""
+    runs = tmp_path / "runs"
+    first = JobManager(runs)
+    tools = {t.name: t for t in make_training_tools(clients, runs, DEFAULTS, manager=first)}
+    job_id = tools["launch_training"].invoke({"algorithm": "fedavg", "rounds": 200})["job_id"]
+    job = first.jobs[job_id]
+    os.kill(job.record.pid, signal.SIGKILL)  # killed outside the manager: no exit file, no report
+    assert _until(lambda: not job.alive(), timeout=30)
+    record = json.loads((runs / job_id / JOB_FILE).read_text())
+    assert record["parent_started"]
+    (runs / job_id / JOB_FILE).write_text(json.dumps({**record, "parent_pid": 1, "parent_started": "0"}))
+    second = JobManager(runs)
+    try:
+        again = second.get(job_id)
+        assert again is not None and again.record.restarts == 1 and again.record.pid != record["pid"]
+        assert again.state == "running"
+    finally:
+        second.stop_all()

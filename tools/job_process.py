@@ -36,11 +36,23 @@ def send_signal(pid: int, sig: int) -> None:
         pass
 
 
-def pid_runs(pid: int, job_dir: Path | None = None) -> bool:
-    """Whether ``pid`` is a live (not zombie) process; with ``job_dir``, also that it runs that job.
+def start_time(pid: int) -> str | None:
+    """The process's start time (clock ticks since boot, from ``/proc``), or None where unknown.
 
-    The command-line check guards against a recycled pid being taken for the job. Where ``/proc`` is
-    missing (not Linux) only existence is checked.
+    With the pid it names one process for good: a pid recycled after the process died has another.
+    """
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+def pid_runs(pid: int, job_dir: Path | None = None, started: str | None = None) -> bool:
+    """Whether ``pid`` is a live (not zombie) process; with ``job_dir``, also that it runs that job,
+    with ``started`` (see :func:`start_time`), also that it is the same process as then.
+
+    Both checks guard against a recycled pid being taken for the job or its launcher. Where ``/proc``
+    is missing (not Linux) only existence is checked.
     """
     if pid <= 0:
         return False
@@ -55,6 +67,8 @@ def pid_runs(pid: int, job_dir: Path | None = None) -> bool:
         return True
     try:
         if proc.joinpath("stat").read_text().rsplit(")", 1)[1].split()[0] in ("Z", "X"):
+            return False
+        if started is not None and start_time(pid) != started:
             return False
         return job_dir is None or str(job_dir) in proc.joinpath("cmdline").read_bytes().decode(errors="replace")
     except (OSError, IndexError):

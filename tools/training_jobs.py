@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from fl_core.config import RunConfig
-from tools.job_process import EXIT_FILE, PARENT_DIED, PARENT_ENV, pid_runs, send_signal
+from tools.job_process import EXIT_FILE, PARENT_DIED, PARENT_ENV, pid_runs, send_signal, start_time
 
 log = logging.getLogger(__name__)
 JOB_FILE = "job.json"
@@ -60,6 +60,7 @@ class JobRecord:
     restarts: int = 0
     started: float = 0.0
     config_file: str = "config.json"  # the run's RunConfig and baselines flag, next to this record
+    parent_started: str | None = None  # the launcher's start time: tells it from a process with a recycled pid
 
     def save(self) -> None:
         """Write atomically, so a kill never leaves half a record."""
@@ -179,6 +180,7 @@ class JobManager:
                                     stdout=logf, stderr=subprocess.STDOUT, env=env, start_new_session=True)
         _CHILDREN[proc.pid] = proc
         job.record.pid, job.record.parent_pid, job.record.status = proc.pid, os.getpid(), "running"
+        job.record.parent_started = start_time(os.getpid())
         job.record.save()
 
     def known(self) -> list[str]:
@@ -203,7 +205,7 @@ class JobManager:
             return None
         job = Job(record)
         self.jobs[job_id] = job
-        if record.parent_pid != os.getpid() and not pid_runs(record.parent_pid):
+        if record.parent_pid != os.getpid() and not pid_runs(record.parent_pid, started=record.parent_started):
             self._end_orphan(job)
             if job.killed() and record.restarts < MAX_RESTARTS:
                 record.restarts += 1
