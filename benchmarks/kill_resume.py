@@ -97,11 +97,13 @@ def _kill_in(phase: str, env: Path, out: Path, rounds: int, delay: float, timeou
     landed = proc.poll() is None
     proc.send_signal(signal.SIGKILL)
     proc.wait()
+    job_at_kill = ("finished" if list((out / "training").glob("job_*/summary.json")) else "checkpointed"
+                   if list((out / "training").glob("job_*/checkpoint.pt")) else "none")
     pids = [r["pid"] for r in _job_records(out)]
     end = time.monotonic() + 10
     while any(pid_runs(p) for p in pids) and time.monotonic() < end:
         time.sleep(0.1)
-    return {"kill_landed": landed, "orphans_after_kill": sum(pid_runs(p) for p in pids)}
+    return {"kill_landed": landed, "job_at_kill": job_at_kill, "orphans_after_kill": sum(pid_runs(p) for p in pids)}
 
 
 def _resume(env: Path, out: Path, rounds: int) -> dict[str, Any]:
@@ -158,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         make_writable(root)
         shutil.rmtree(root, ignore_errors=True)
-    cols = ["phase", "kill_landed", "orphans_after_kill", "exit_code", "all_roles_passed", "roles_rerun",
+    cols = ["phase", "kill_landed", "job_at_kill", "orphans_after_kill", "exit_code", "all_roles_passed", "roles_rerun",
             "training", "job_restarts", "orphans_after_resume", "same_metrics_as_uninterrupted", "resume_seconds"]
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     lines += ["| " + " | ".join(str(r.get(c)) for c in cols) + " |" for r in rows]
