@@ -69,7 +69,7 @@ class ModelEntry:
 
     def missing_key(self) -> str | None:
         """The environment variable this model needs and lacks, else None."""
-        return self.key_env if self.key_env and not os.environ.get(self.key_env) else None
+        return self.key_env if self.key_env and not os.environ.get(self.key_env, "").strip() else None
 
     def cost(self, input_tokens: float, output_tokens: float) -> float | None:
         """USD for the given tokens (None when the price is unknown)."""
@@ -79,15 +79,16 @@ class ModelEntry:
 
     def make(self) -> BaseChatModel:
         """The chat model (no network is touched until it is called)."""
-        from graphs.models import make
+        from graphs.models import ProviderUnavailable, make
 
         if self.kind in ("scripted", "local"):
             return make(self.model_id)
         from langchain_openai import ChatOpenAI
 
-        key = os.environ.get(self.key_env, "") if self.key_env else "not-needed"
+        key = os.environ.get(self.key_env, "").strip() if self.key_env else "not-needed"
         if not key:
-            raise ValueError(f"{self.name} needs the environment variable {self.key_env}")
+            raise ProviderUnavailable(f"{self.name} needs an API key: set the environment variable {self.key_env} "
+                                      f"(export {self.key_env}=...)")
         return ChatOpenAI(model=self.model_id, base_url=self.base_url or OPENAI, api_key=key, max_retries=2,
                           **self.settings)
 

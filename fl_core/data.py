@@ -9,6 +9,7 @@ I/O and the FL engine runs as fast as pooled training (normalisation happens per
 from __future__ import annotations
 
 import logging
+import struct
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,12 +51,17 @@ class Split:
 
 @dataclass(frozen=True)
 class ClientData:
-    """One client's splits. ``name`` is its folder name, for reports."""
+    """One client's splits. ``name`` is its folder name, for reports.
+
+    ``skipped`` lists the images that could not be decoded (``<class>/<file>: <reason>``); they are
+    left out of every split rather than ending the run.
+    """
 
     name: str
     train: Split
     val: Split
     test: Split
+    skipped: tuple[str, ...] = ()
 
     def label_counts(self, num_classes: int) -> Tensor:
         """Training examples per class."""
@@ -86,6 +92,10 @@ def _list_images(client_dir: Path) -> list[tuple[Path, str]]:
             if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES:
                 items.append((f, cls_dir.name))
     return items
+
+
+#: What PIL raises for a truncated, corrupt or unsupported file (UnidentifiedImageError is an OSError).
+DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, struct.error, Image.DecompressionBombError)
 
 
 def _decode(path: Path, image_size: int, in_chans: int) -> np.ndarray:
@@ -144,15 +154,43 @@ def load_federation(
     index = {c: i for i, c in enumerate(classes)}
     clients = []
     for k, (d, items) in enumerate(zip(data_dirs, listed)):
-        x = torch.from_numpy(np.stack([_decode(p, image_size, in_chans) for p, _ in items]))
-        y = np.array([index[c] for _, c in items], dtype=np.int64)
+        arrays, labels, skipped = _decode_all(Path(d), items, image_size, in_chans)
+        x = torch.from_numpy(np.stack(arrays))
+        y = np.array([index[c] for c in labels], dtype=np.int64)
         tr, va, te = stratified_split(y, val_fraction, test_fraction, seed * 1000 + k)
         yt = torch.from_numpy(y)
         clients.append(ClientData(
-            name=Path(d).name, train=Split(x[tr], yt[tr]), val=Split(x[va], yt[va]), test=Split(x[te], yt[te])
+            name=Path(d).name, train=Split(x[tr], yt[tr]), val=Split(x[va], yt[va]), test=Split(x[te], yt[te]),
+            skipped=tuple(skipped),
         ))
-        log.info("client %d (%s): %d train, %d val, %d test", k, Path(d).name, len(tr), len(va), len(te))
+        log.info("client %d (%s): %d train, %d val, %d test%s", k, Path(d).name, len(tr), len(va), len(te),
+                 f"; skipped {len(skipped)} unreadable image(s)" if skipped else "")
     return FederatedData(clients=tuple(clients), classes=classes)
+
+
+def _decode_all(client_dir: Path, items: list[tuple[Path, str]], image_size: int,
+                in_chans: int) -> tuple[list[np.ndarray], list[str], list[str]]:
+    """Decode a client's images, skipping (and naming) those that cannot be read.
+
+    One truncated or corrupt file should not end a federated run; a folder with no readable image
+    at all is refused, naming its files, since training on it is impossible.
+
+    Raises:
+        ValueError: none of the folder's images can be decoded.
+    """
+    arrays, labels, skipped = [], [], []
+    for path, cls in items:
+        try:
+            arrays.append(_decode(path, image_size, in_chans))
+            labels.append(cls)
+        except DECODE_ERRORS as exc:
+            skipped.append(f"{path.relative_to(client_dir)}: {type(exc).__name__}: {exc}"[:300])
+            log.warning("skipping unreadable image %s (%s)", path, exc)
+    if not arrays:
+        shown = "; ".join(skipped[:3]) + (f"; and {len(skipped) - 3} more" if len(skipped) > 3 else "")
+        raise ValueError(f"none of the {len(items)} images in client folder {str(client_dir)!r} can be read "
+                         f"({shown}); re-export them as PNG or JPEG, or leave this folder out")
+    return arrays, labels, skipped
 
 
 def pooled(data: FederatedData) -> ClientData:

@@ -237,6 +237,7 @@ class Engine:
             train_images=sum(h["train_images"] for h in self.history),
             train_seconds=sum(h["train_seconds"] for h in self.history),
             wall_seconds=wall, resumed_from=resumed_from, out_dir=self.cfg.out_dir,
+            skipped_images=[list(c.skipped) for c in self.data.clients],
         )
 
 

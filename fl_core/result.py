@@ -34,6 +34,8 @@ class RunResult:
         resumed_from: the round the run resumed after (0 for a fresh run).
         out_dir: where the reports are.
         baselines: local-only and pooled results when requested.
+        skipped_images: per client id, the images that could not be decoded and were left out
+            (``<class>/<file>: <reason>``; empty lists when all were read).
     """
 
     config: RunConfig
@@ -52,6 +54,12 @@ class RunResult:
     resumed_from: int
     out_dir: str
     baselines: dict[str, Any] | None = field(default=None)
+    skipped_images: list[list[str]] = field(default_factory=list)
+
+    @property
+    def skipped_count(self) -> int:
+        """How many images were unreadable and left out, over all clients."""
+        return sum(len(s) for s in self.skipped_images)
 
     @property
     def final(self) -> dict[str, float]:
@@ -77,4 +85,7 @@ class RunResult:
             "wall_seconds": self.wall_seconds,
             "resumed_from": self.resumed_from,
             "baselines": self.baselines,
+            "skipped_images": [{"client_id": i, "client": name, "count": len(files), "files": files[:50]}
+                               for i, (name, files) in enumerate(zip(self.client_names, self.skipped_images))
+                               if files],
         }

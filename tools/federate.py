@@ -16,6 +16,7 @@ from typing import Any, Literal
 from langchain_core.tools import BaseTool, StructuredTool, ToolException
 from pydantic import BaseModel, Field
 
+from fedagentbench.training import check_algorithm
 from fl_core.config import RunConfig
 from tools.training_jobs import JobManager
 
@@ -160,7 +161,7 @@ def make_training_tools(client_dirs: dict[str, Path], out_dir: Path, defaults: d
         and, if needed, the algorithm's hyper-parameters. baselines=True also trains local-only and
         pooled reference models for the final report.
         """
-        from algorithms.registry import get_algorithm, list_algorithms
+        from algorithms.registry import list_algorithms
 
         names = list_algorithms()
         if algorithm not in names:
@@ -177,10 +178,9 @@ def make_training_tools(client_dirs: dict[str, Path], out_dir: Path, defaults: d
                                 "approved sites, or submit your report with status 'failed' saying the federation "
                                 "has too few sites.")
         try:
-            get_algorithm(algorithm, **(algorithm_params or {}))
-        except (TypeError, ValueError) as exc:
-            raise ToolException(f"bad hyper-parameters for {algorithm}: {str(exc)[:300]}; the catalog entry's "
-                                "hyperparameters list the valid names and defaults") from None
+            check_algorithm(algorithm, dict(algorithm_params or {}))
+        except ValueError as exc:
+            raise ToolException(f"{str(exc)[:300]}; read the catalog entry's hyper-parameters") from None
         params = {**fixed, "data_dirs": tuple(str(client_dirs[s]) for s in chosen), "algorithm": algorithm,
                   "algorithm_params": dict(algorithm_params or {}), "rounds": rounds, "local_epochs": local_epochs,
                   "bn_calibration": bn_calibration, "global_pool": global_pool}
@@ -198,9 +198,10 @@ def make_training_tools(client_dirs: dict[str, Path], out_dir: Path, defaults: d
                 "bn_calibration": bn_calibration, "global_pool": global_pool}
 
     def _job(job_id: str):
-        if job_id not in jobs.jobs:
-            raise ToolException(f"no job {job_id!r}; known jobs: {', '.join(jobs.jobs) or 'none (launch one first)'}")
-        return jobs.jobs[job_id]
+        job = jobs.get(job_id)
+        if job is None:
+            raise ToolException(f"no job {job_id!r}; known jobs: {', '.join(jobs.known()) or 'none (launch one first)'}")
+        return job
 
     def training_status(job_id: str, wait_seconds: int = 30) -> dict[str, Any]:
         """Progress of a training job: state (running/finished/stopped/failed), rounds done, and per-round
@@ -271,6 +272,10 @@ def _report(job_id: str, sites: list[str], s: dict[str, Any]) -> dict[str, Any]:
            "final_test": _metrics(s["final"]),
            "per_site": {site: _metrics(m) for site, m in zip(sites, primary["clients"])},
            "train_seconds": _r(s["train_seconds"])}
+    skipped = {sites[e["client_id"]]: e["count"] for e in s.get("skipped_images") or []
+               if e.get("client_id") is not None and e["client_id"] < len(sites)}
+    if skipped:  # counts only: file names stay with the sites
+        out["unreadable_images_skipped"] = skipped
     base = s.get("baselines")
     if base:
         out["baselines"] = {"local_only_mean": _metrics(base["local"]["client_mean"]),

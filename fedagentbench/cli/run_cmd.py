@@ -18,7 +18,10 @@ DEFAULT_TRAIN = {"rounds": 5, "local_epochs": 3, "baselines": True}
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("run", help="run the agents on one request in a hospital environment")
+    from fedagentbench.cli.exit_codes import EPILOG
+
+    p = sub.add_parser("run", help="run the agents on one request in a hospital environment", epilog=EPILOG,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("request", help="the user's request, in one sentence")
     where = p.add_mutually_exclusive_group(required=True)
     where.add_argument("--env", help="modality to build (or reuse) an environment of, or a built folder")
@@ -35,7 +38,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--rounds", type=int, default=DEFAULT_TRAIN["rounds"])
     p.add_argument("--local-epochs", type=int, default=DEFAULT_TRAIN["local_epochs"])
     p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--thread-id", default=None, help="resume the run with this id from its checkpoint")
+    p.add_argument("--thread-id", default=None, help="resume the run with this id from its checkpoint in --out "
+                   "(a killed run goes on where it stopped, a training job included; a finished one is reported "
+                   "again)")
     p.set_defaults(func=_run)
 
 
@@ -103,15 +108,32 @@ def _ask(console: Console, payload: dict[str, Any]) -> Any:
     return [] if answer.lower() in ("n", "no") else answer.split()
 
 
+def _check(args: argparse.Namespace) -> None:
+    """Refuse bad numbers before anything is built or any model is called."""
+    from fedagentbench.cli import UserError
+
+    for name in ("rounds", "local_epochs", "threads"):
+        if getattr(args, name) < 1:
+            raise UserError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+    if not args.scale > 0:
+        raise UserError(f"--scale must be > 0, got {args.scale}")
+    if not args.request.strip():
+        raise UserError("the request is empty: say in one sentence what to train, e.g. "
+                        "\"a binary pneumonia detector on chest X-rays\"")
+
+
 def _run(args: argparse.Namespace) -> int:
     from langgraph.checkpoint.sqlite import SqliteSaver
     from langgraph.types import Command
 
     from envs.build import load
     from evals.run_report import write_run_report
+    from fedagentbench.cli.exit_codes import run_exit_code
     from graphs.models import describe, make
     from graphs.server import build_graph
 
+    _check(args)
+    model = make(args.model, base_url=args.base_url)  # a missing API key stops here, before any work
     console = Console()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -123,9 +145,6 @@ def _run(args: argparse.Namespace) -> int:
     else:
         env_dir = prepare_env(args.env, out, args.seed, args.scale, console)
         key = load(env_dir).key
-    task_id = next((t.task_id for t in key.tasks.values() if t.request == args.request), None) if key else None
-    model = make(args.model, base_url=args.base_url)
-    console.print(f"model: {describe(args.model)}; guidance: {args.guidance}; task: {task_id or 'not a suite task'}")
     thread = args.thread_id or uuid.uuid4().hex[:12]
     conn = sqlite3.connect(out / "checkpoints.sqlite", check_same_thread=False)
     graph = build_graph(checkpointer=SqliteSaver(conn))
@@ -134,13 +153,19 @@ def _run(args: argparse.Namespace) -> int:
                                "train": {**_preset(), "rounds": args.rounds, "local_epochs": args.local_epochs,
                                          "baselines": True, "num_threads": args.threads}},
               "recursion_limit": 400}
-    resuming = bool(args.thread_id) and graph.get_state(config).next
-    if not resuming:
+    saved = graph.get_state(config) if args.thread_id else None
+    resuming = bool(saved and saved.next)
+    finished = bool(saved and saved.values and not saved.next)
+    if not (resuming or finished):
         reset_work(env_dir)
-    console.print(f"thread id {thread} (resume with --thread-id {thread})")
+    request = (saved.values.get("request") if saved and saved.values else None) or args.request
+    task_id = next((t.task_id for t in key.tasks.values() if t.request == request), None) if key else None
+    console.print(f"model: {describe(args.model)}; guidance: {args.guidance}; task: {task_id or 'not a suite task'}")
+    console.print(f"thread id {thread} (resume with --thread-id {thread})"
+                  + ("; it had finished: reporting it again" if finished else "; resuming" if resuming else ""))
     start = time.perf_counter()
     pending: Any = None if resuming else {"request": args.request}
-    while True:
+    while not finished:
         interrupted = None
         for _ns, mode, chunk in graph.stream(pending, config, stream_mode=["custom", "updates"], subgraphs=True):
             if mode == "custom" and (line := _line(chunk)):
@@ -162,4 +187,7 @@ def _run(args: argparse.Namespace) -> int:
                       f"(local-only mean {report['metrics'].get('local_only_mean') or float('nan'):.3f}, "
                       f"pooled {report['metrics'].get('pooled') or float('nan'):.3f})")
     console.print(f"report: {out / 'report.md'}")
-    return 0
+    code = run_exit_code(report)
+    if code:
+        console.print(f"[red]exit code {code}[/]: see `fedagentbench run --help` for what it means")
+    return code

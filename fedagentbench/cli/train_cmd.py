@@ -81,7 +81,7 @@ def _list_algorithms() -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from fedagentbench.training import algorithm_for
+    from fedagentbench.training import algorithm_for, check_algorithm
     from fl_core import RunConfig
     from fl_core import run as run_instance
 
@@ -90,8 +90,10 @@ def _train(args: argparse.Namespace) -> int:
     if not args.data:
         raise ValueError("--data is required: give one prepared folder per client (or use --list-algorithms)")
 
+    params = _parse_params(args.param)
+    check_algorithm(args.algorithm, params)  # names the valid algorithms / parameters; no image read yet
     cfg = RunConfig(
-        data_dirs=tuple(args.data), algorithm=args.algorithm, algorithm_params=_parse_params(args.param),
+        data_dirs=tuple(args.data), algorithm=args.algorithm.strip().lower(), algorithm_params=params,
         model=args.model, global_pool=args.global_pool, image_size=args.image_size, in_chans=args.in_chans,
         rounds=args.rounds, local_epochs=args.local_epochs, batch_size=args.batch_size, lr=args.lr,
         optimizer=args.optimizer, fraction_fit=args.fraction_fit, min_clients=args.min_clients,
@@ -120,4 +122,11 @@ def _train(args: argparse.Namespace) -> int:
     console = Console()
     console.print(table)
     console.print(f"primary model: {result.primary_model}; reports in {result.out_dir}")
+    if result.skipped_count:
+        console.print(f"[yellow]skipped {result.skipped_count} unreadable image(s)[/] (listed in summary.json):")
+        for name, files in zip(result.client_names, result.skipped_images):
+            for f in files[:5]:
+                console.print(f"  {name}: {f}")
+            if len(files) > 5:
+                console.print(f"  {name}: ... and {len(files) - 5} more")
     return 0
