@@ -6,7 +6,8 @@ size the tools see (a site's stored side, 96-144 px), with planted near-duplicat
 and wrong labels so the detectors have real work, then runs ``find_duplicates``, ``find_offtopic``
 and ``find_label_errors`` (flag mode, through their LangChain tools) each in its own subprocess, so
 that one tool's peak resident memory does not mix with another's. Printed per size and tool:
-seconds, images/s, peak RSS, the RSS before the call (imports), and flagged against planted.
+wall seconds and images/s, CPU seconds (user + system, all threads) and images per CPU-second,
+peak RSS, the RSS before the call (imports), and flagged against planted.
 
 Generated folders are kept under ``--work`` and reused (rendering 50k images takes minutes).
 The figures are wall-clock on a shared machine: say what else was running when quoting them.
@@ -105,6 +106,12 @@ def _rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def _cpu_s() -> float:
+    """CPU seconds (user + system) of this process and its threads: less swayed by other load than wall time."""
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
 def run_one(tool_name: str, site: Path) -> dict:
     """In a fresh process: invoke one cleaning tool on the site's folder and measure it."""
     from tools.clean import make_cleaning_tools
@@ -112,12 +119,14 @@ def run_one(tool_name: str, site: Path) -> dict:
 
     tool = {t.name: t for t in make_cleaning_tools(Workspace.open(site))}[tool_name]
     before = _rss_mib()
+    cpu0 = _cpu_s()
     t0 = time.perf_counter()
     res = tool.invoke({"folder": FOLDER, "mode": "flag"})
     seconds = time.perf_counter() - t0
+    cpu = _cpu_s() - cpu0
     if not isinstance(res, dict):
         raise TypeError(f"{tool_name} failed: {res}")
-    return {"tool": tool_name, "seconds": seconds, "images": res["images_checked"], "flagged": res["flagged"],
+    return {"tool": tool_name, "seconds": seconds, "cpu_s": cpu, "images": res["images_checked"], "flagged": res["flagged"],
             "rss_before_mib": before, "peak_rss_mib": _rss_mib(),
             "extra": {k: res[k] for k in ("groups", "model_balanced_accuracy", "model_fit_images") if k in res}}
 
@@ -161,7 +170,7 @@ def main() -> None:
         return
     results = []
     print(f"load (1 min avg) at start: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores", flush=True)
-    print(f"{'images':>7} {'tool':<18}{'seconds':>9}{'img/s':>8}{'peak MiB':>10}{'base MiB':>10}"
+    print(f"{'images':>7} {'tool':<18}{'seconds':>9}{'img/s':>8}{'cpu s':>8}{'img/cpu-s':>10}{'peak MiB':>10}{'base MiB':>10}"
           f"{'flagged':>9}{'planted':>9}  load", flush=True)
     for n in args.sizes:
         site = args.work / f"{args.modality}_{args.side}px_n{n}_seed{args.seed}"
@@ -174,6 +183,7 @@ def main() -> None:
                 print(f"{n:>7} {tool_name:<18}{r['error']}", flush=True)
                 continue
             print(f"{r['images']:>7} {tool_name:<18}{r['seconds']:>9.1f}{r['images'] / r['seconds']:>8.0f}"
+                  f"{r['cpu_s']:>8.1f}{r['images'] / r['cpu_s']:>10.0f}"
                   f"{r['peak_rss_mib']:>10.0f}{r['rss_before_mib']:>10.0f}{r['flagged']:>9}{r['planted']:>9}"
                   f"  {r['load']:.1f} {r['extra'] or ''}", flush=True)
     if args.json:

@@ -17,6 +17,7 @@ import logging
 import threading
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -24,7 +25,7 @@ from PIL import Image
 
 from tools.cleaning_features import ImageFeatures, feature_matrix_of, fingerprints_of, image_features
 from tools.cleaning_pairs import Fingerprints, similar_pairs_bounded
-from tools.cleaning_scan import Progress
+from tools.cleaning_scan import SCAN_WORKERS, Progress
 
 log = logging.getLogger(__name__)
 
@@ -125,8 +126,12 @@ def duplicate_groups_of(fp: Fingerprints, sizes: list[tuple[int, int]], image: C
     if not groups:
         return []
     common_size = Counter(sizes).most_common(1)[0][0]
-    pixels = {k: image(k) for g in groups for k in g}
-    return [keep_first(pixels, g, common_size) for g in groups]
+    members = [k for g in groups for k in g]
+    with ThreadPoolExecutor(max_workers=SCAN_WORKERS) as pool:
+        pixels = dict(zip(members, pool.map(image, members)))
+        tested = [k for g in groups if _needs_jpeg_test(pixels, g, common_size) for k in g]
+        errors = dict(zip(tested, pool.map(lambda k: _jpeg_error(pixels[k]), tested)))
+    return [keep_first(pixels, g, common_size, errors) for g in groups]
 
 
 #: A group member whose JPEG re-encoding error is below this share of the group's largest is a re-encoded copy.
@@ -139,17 +144,27 @@ JPEG_QUALITIES = range(55, 81)
 
 
 def keep_first(images: Sequence[Image.Image] | Mapping[int, Image.Image], group: list[int],
-               common_size: tuple[int, int]) -> list[int]:
+               common_size: tuple[int, int], errors: Mapping[int, float] | None = None) -> list[int]:
     """The group sorted with the likely original first.
 
     An original has the folder's most common size (resized copies do not), is not a JPEG
     re-encode (see :func:`_jpeg_error`) and is the sharpest (a crop-and-rescaled copy is softer).
     Size and sharpness alone kept ~1 in 10 same-size JPEG copies, whose block edges read as detail.
+    Where at most one member has the common size, size alone decides which is kept, and the
+    re-encoding test (26 JPEG encodings per image) is skipped. ``errors`` may hold the members'
+    :func:`_jpeg_error` already (computed in parallel by the caller).
     """
-    errors = {k: _jpeg_error(images[k]) for k in group}
-    top = max(errors.values())
+    if not _needs_jpeg_test(images, group, common_size):
+        return sorted(group, key=lambda i: (images[i].size != common_size, -_sharpness(images[i]), i))
+    errors = errors if errors is not None else {k: _jpeg_error(images[k]) for k in group}
+    top = max(errors[k] for k in group)
     return sorted(group, key=lambda i: (images[i].size != common_size, errors[i] < JPEG_COPY_RATIO * top,
                                         -_sharpness(images[i]), i))
+
+
+def _needs_jpeg_test(images: Sequence[Image.Image] | Mapping[int, Image.Image], group: list[int],
+                     common_size: tuple[int, int]) -> bool:
+    return sum(images[k].size == common_size for k in group) >= 2
 
 
 def _jpeg_error(img: Image.Image) -> float:

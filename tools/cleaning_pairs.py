@@ -15,10 +15,11 @@ pixels, so exact), 16 KiB per image, and normalised chunk by chunk when needed.
 from __future__ import annotations
 
 import logging
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from tools.cleaning_scan import Progress
+from tools.cleaning_scan import SCAN_WORKERS, Progress
 
 log = logging.getLogger(__name__)
 
@@ -98,14 +99,18 @@ def _bounded(fp: Fingerprints, basis: np.ndarray, chunk: int) -> np.ndarray:
 
 
 def candidate_pairs(fp: Fingerprints, min_similarity: float, dims: int = PROJECTION_DIMS) -> np.ndarray:
-    """``(i, j)`` rows (i < j) whose similarity bound reaches ``min_similarity`` (a superset of the pairs)."""
+    """``(i, j)`` rows (i < j) whose similarity bound reaches ``min_similarity`` (a superset of the pairs).
+
+    Row blocks are swept by :data:`~tools.cleaning_scan.SCAN_WORKERS` threads (NumPy releases the
+    GIL in the products and comparisons).
+    """
     n = len(fp)
     bound = _bounded(fp, _projection(fp, dims), chunk=1024)
     base = np.ascontiguousarray(bound[:, 0])
-    rows = max(64, min(1024, 20_000_000 // max(n, 1)))  # a chunk's similarity block stays ~80 MB
-    found: list[np.ndarray] = []
+    rows = max(64, min(1024, 20_000_000 // max(n, 1)))  # a block's similarity matrix stays ~80 MB
     progress = Progress("near-duplicate search", n)
-    for start in range(0, n, rows):
+
+    def block(start: int) -> np.ndarray:
         stop = min(start + rows, n)
         hit = np.zeros((stop - start, n), dtype=bool)
         for k in range(bound.shape[1]):  # a cropped copy of j matches i's crop view, and vice versa
@@ -113,8 +118,13 @@ def candidate_pairs(fp: Fingerprints, min_similarity: float, dims: int = PROJECT
         ii, jj = np.nonzero(hit)
         ii += start
         keep = ii != jj
-        found.append(np.stack([np.minimum(ii[keep], jj[keep]), np.maximum(ii[keep], jj[keep])], axis=1))
-        progress.step(stop - start)
+        return np.stack([np.minimum(ii[keep], jj[keep]), np.maximum(ii[keep], jj[keep])], axis=1)
+
+    found = []
+    with ThreadPoolExecutor(max_workers=SCAN_WORKERS) as pool:
+        for start, pairs in zip(range(0, n, rows), pool.map(block, range(0, n, rows))):
+            found.append(pairs)
+            progress.step(min(rows, n - start))
     progress.finish()
     pairs = np.concatenate(found) if found else np.zeros((0, 2), dtype=np.int64)
     return np.unique(pairs, axis=0) if len(pairs) else pairs

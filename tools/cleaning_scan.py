@@ -56,8 +56,9 @@ class FolderImages:
 class Progress:
     """Logs how far a long step has come, at most every :data:`PROGRESS_EVERY_S` seconds."""
 
-    def __init__(self, what: str, total: int, every_s: float = PROGRESS_EVERY_S) -> None:
-        self.what, self.total, self.every_s = what, total, every_s
+    def __init__(self, what: str, total: int, every_s: float | None = None) -> None:
+        self.what, self.total = what, total
+        self.every_s = PROGRESS_EVERY_S if every_s is None else every_s
         self.done = 0
         self.t0 = self.last = time.perf_counter()
 
