@@ -12,7 +12,7 @@ from PIL import Image
 
 from envs.messiness import near_duplicate
 from envs.synth import get_renderer
-from tools import cleaning_detect, cleaning_scan
+from tools import cleaning_detect, cleaning_pairs, cleaning_scan
 from tools.clean import make_cleaning_tools
 from tools.cleaning_features import fingerprints_of, image_features, normalised_views, similar_pairs
 from tools.cleaning_pairs import Fingerprints, candidate_pairs, similar_pairs_bounded
@@ -29,7 +29,8 @@ def _xrays(n: int, copies: int, seed: int = 0) -> list[Image.Image]:
 
 
 @pytest.mark.parametrize("threshold", [0.96, 0.9, 0.85])
-def test_bounded_search_finds_exactly_the_pairs_of_the_full_search(threshold):
+def test_bounded_search_finds_exactly_the_pairs_of_the_full_search(threshold, monkeypatch):
+    monkeypatch.setattr(cleaning_pairs, "FULL_SEARCH_MAX", 0)  # small folders are searched in full
     images = _xrays(150, 12)
     fp = Fingerprints(np.stack([fingerprints_of(im) for im in images]))
     full = similar_pairs(normalised_views(fp.raw.astype(np.float32)), threshold)
