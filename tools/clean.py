@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -19,13 +20,16 @@ from pydantic import BaseModel, Field
 
 from tools.cleaning_detect import (
     DUPLICATE_SIMILARITY,
+    LABEL_FIT_MAX,
     LABEL_MIN_MARGIN,
     OFFTOPIC_Z,
-    duplicate_groups,
-    label_issues,
-    offtopic_indices,
+    duplicate_groups_of,
+    label_issues_of,
+    offtopic_indices_of,
 )
-from tools.cleaning_features import FolderImages, load_folder
+from tools.cleaning_features import FolderImages, fingerprints_of, image_features, load_folder
+from tools.cleaning_pairs import Fingerprints
+from tools.imageio import read_image
 from tools.privacy import DATA_NOTE, as_data, bounded
 from tools.sandbox import Workspace
 
@@ -62,8 +66,10 @@ class LabelErrorArgs(_Folder):
                                           "fewer, surer images, lower it to find more")
 
 
-def _open_folder(ws: Workspace, folder: str, write: bool) -> tuple[Path, FolderImages]:
-    """The organised folder to clean: under ``work/`` only (never raw/, the site root or work/removed/).
+def _open_folder(ws: Workspace, folder: str, write: bool, describe: Callable[[Any], Any],
+                 step: str) -> tuple[Path, FolderImages]:
+    """The organised folder to clean: under ``work/`` only (never raw/, the site root or work/removed/),
+    and what ``describe`` keeps of each of its images (each decoded once, its pixels then dropped).
 
     Cleaning reads class sub-folders the organiser wrote; a raw folder would echo the site's own file
     paths (patient-numbered folders among them) and is refused even in 'flag' mode.
@@ -76,7 +82,7 @@ def _open_folder(ws: Workspace, folder: str, write: bool) -> tuple[Path, FolderI
         raise ToolException(f"{as_data(folder, 120)} is not an organised dataset folder: cleaning works only on "
                             "folders under 'work/' that organize_dataset wrote; pass 'work/organized/<dataset>'")
     files = ws.walk_files(root)
-    data = load_folder(files, root)
+    data = load_folder(files, root, describe, what=f"{step}: reading images")
     if not data.images:
         raise ToolException(f"{as_data(folder, 120)} holds no readable images; organise the dataset into it first "
                             f"({len(data.unreadable)} unreadable, {len(data.skipped)} non-image files)")
@@ -132,8 +138,9 @@ def find_duplicates(ws: Workspace, folder: str, mode: Mode = "flag",
     Run this first: duplicates would otherwise leak between training and test splits.
     """
     t0 = time.perf_counter()
-    root, data = _open_folder(ws, folder, write=mode == "remove")
-    groups = duplicate_groups(data.images, min_similarity)
+    root, data = _open_folder(ws, folder, mode == "remove", fingerprints_of, "find_duplicates")
+    groups = duplicate_groups_of(Fingerprints.gather(data.images), data.sizes, lambda i: read_image(data.paths[i]),
+                                 min_similarity)
     hits, reasons = [], {}
     for g in groups:
         keep = data.paths[g[0]]
@@ -155,8 +162,8 @@ def find_offtopic(ws: Workspace, folder: str, mode: Mode = "flag", z_threshold: 
     Use mode='remove' to move them to work/removed/offtopic/.
     """
     t0 = time.perf_counter()
-    root, data = _open_folder(ws, folder, write=mode == "remove")
-    idx, scores = offtopic_indices(data.images, z_threshold)
+    root, data = _open_folder(ws, folder, mode == "remove", image_features, "find_offtopic")
+    idx, scores = offtopic_indices_of(data.images, z_threshold)
     hits = [data.paths[i] for i in idx]
     reasons = {data.paths[i]: f"outlier score z={scores[i]:.1f}" for i in idx}
     extra = {"note_small": "fewer than 4 images: nothing can be called an outlier"} if len(data.images) < 4 else {}
@@ -174,8 +181,8 @@ def find_label_errors(ws: Workspace, folder: str, mode: Mode = "flag", folds: in
     first. Use mode='remove' to move them to work/removed/label_errors/ (they are not relabelled).
     """
     t0 = time.perf_counter()
-    root, data = _open_folder(ws, folder, write=mode == "remove")
-    found = label_issues(data.images, data.labels, folds, min_margin=min_margin)
+    root, data = _open_folder(ws, folder, mode == "remove", image_features, "find_label_errors")
+    found = label_issues_of(data.images, data.labels, folds, min_margin=min_margin, max_fit=LABEL_FIT_MAX)
     hits = [data.paths[i] for i in found.indices]
     reasons = {data.paths[i]: f"label '{data.labels[i]}' contradicted by out-of-fold predictions"
                for i in found.indices}

@@ -16,18 +16,16 @@ from __future__ import annotations
 import logging
 import threading
 from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 
 import numpy as np
 from PIL import Image
 
-from tools.cleaning_features import (
-    feature_matrix,
-    fingerprint_views,
-    normalised_views,
-    pair_similarity,
-    similar_pairs,
-)
+from tools.cleaning_features import ImageFeatures, feature_matrix_of, fingerprints_of, image_features
+from tools.cleaning_pairs import Fingerprints, similar_pairs_bounded
+from tools.cleaning_scan import SCAN_WORKERS, Progress
 
 log = logging.getLogger(__name__)
 
@@ -94,29 +92,46 @@ OFFTOPIC_GROUP_SEPARATION = 2.5
 def duplicate_groups(images: list[Image.Image], min_similarity: float = DUPLICATE_SIMILARITY) -> list[list[int]]:
     """Groups (size >= 2) of near-identical images, each sorted with the image to keep first.
 
+    See :func:`duplicate_groups_of`, which works from the fingerprints alone.
+    """
+    if len(images) < 2:
+        return []
+    fp = Fingerprints(np.stack([fingerprints_of(im) for im in images]))
+    return duplicate_groups_of(fp, [im.size for im in images], images.__getitem__, min_similarity)
+
+
+def duplicate_groups_of(fp: Fingerprints, sizes: list[tuple[int, int]], image: Callable[[int], Image.Image],
+                        min_similarity: float = DUPLICATE_SIMILARITY) -> list[list[int]]:
+    """Groups (size >= 2) of near-identical images among fingerprints, each sorted with the image to keep first.
+
     Groups are built by complete linkage: two groups merge only if every pair across them is
     similar. (Single linkage, i.e. union-find over similar pairs, chained 25 distinct fundus
     images into one group through a single blurred copy that resembled them all.)
 
-    The kept image is the likeliest original: see :func:`keep_first`.
+    The kept image is the likeliest original: see :func:`keep_first`. It needs the pixels of the
+    grouped images only, which ``image(i)`` gives (a folder scan re-reads them from disk).
     """
-    if len(images) < 2:
+    if len(fp) < 2:
         return []
-    v = normalised_views(np.stack([fingerprint_views(im) for im in images]))
     group_of: dict[int, list[int]] = {}
-    for _, i, j in similar_pairs(v, min_similarity):
+    for _, i, j in similar_pairs_bounded(fp, min_similarity):
         gi, gj = group_of.get(i, [i]), group_of.get(j, [j])
         if gi is gj:
             continue
-        if all(pair_similarity(v, a, b) >= min_similarity for a in gi for b in gj):
+        if all(fp.similarity(a, b) >= min_similarity for a in gi for b in gj):
             merged = gi + gj
             for k in merged:
                 group_of[k] = merged
     groups = list({id(g): g for g in group_of.values()}.values())
     if not groups:
         return []
-    common_size = Counter(im.size for im in images).most_common(1)[0][0]
-    return [keep_first(images, g, common_size) for g in groups]
+    common_size = Counter(sizes).most_common(1)[0][0]
+    members = [k for g in groups for k in g]
+    with ThreadPoolExecutor(max_workers=SCAN_WORKERS) as pool:
+        pixels = dict(zip(members, pool.map(image, members)))
+        tested = [k for g in groups if _needs_jpeg_test(pixels, g, common_size) for k in g]
+        errors = dict(zip(tested, pool.map(lambda k: _jpeg_error(pixels[k]), tested)))
+    return [keep_first(pixels, g, common_size, errors) for g in groups]
 
 
 #: A group member whose JPEG re-encoding error is below this share of the group's largest is a re-encoded copy.
@@ -128,17 +143,28 @@ JPEG_COPY_RATIO = 0.75
 JPEG_QUALITIES = range(55, 81)
 
 
-def keep_first(images: list[Image.Image], group: list[int], common_size: tuple[int, int]) -> list[int]:
+def keep_first(images: Sequence[Image.Image] | Mapping[int, Image.Image], group: list[int],
+               common_size: tuple[int, int], errors: Mapping[int, float] | None = None) -> list[int]:
     """The group sorted with the likely original first.
 
     An original has the folder's most common size (resized copies do not), is not a JPEG
     re-encode (see :func:`_jpeg_error`) and is the sharpest (a crop-and-rescaled copy is softer).
     Size and sharpness alone kept ~1 in 10 same-size JPEG copies, whose block edges read as detail.
+    Where at most one member has the common size, size alone decides which is kept, and the
+    re-encoding test (26 JPEG encodings per image) is skipped. ``errors`` may hold the members'
+    :func:`_jpeg_error` already (computed in parallel by the caller).
     """
-    errors = {k: _jpeg_error(images[k]) for k in group}
-    top = max(errors.values())
+    if not _needs_jpeg_test(images, group, common_size):
+        return sorted(group, key=lambda i: (images[i].size != common_size, -_sharpness(images[i]), i))
+    errors = errors if errors is not None else {k: _jpeg_error(images[k]) for k in group}
+    top = max(errors[k] for k in group)
     return sorted(group, key=lambda i: (images[i].size != common_size, errors[i] < JPEG_COPY_RATIO * top,
                                         -_sharpness(images[i]), i))
+
+
+def _needs_jpeg_test(images: Sequence[Image.Image] | Mapping[int, Image.Image], group: list[int],
+                     common_size: tuple[int, int]) -> bool:
+    return sum(images[k].size == common_size for k in group) >= 2
 
 
 def _jpeg_error(img: Image.Image) -> float:
@@ -202,9 +228,15 @@ def offtopic_indices(images: list[Image.Image], z: float = OFFTOPIC_Z, k: int = 
 
     The cut is :func:`offtopic_cut`'s, lowered by :func:`group_cut`.
     """
-    if len(images) < 4:
-        return [], np.zeros(len(images))
-    features = feature_matrix(images)
+    return offtopic_indices_of([image_features(im) for im in images], z, k)
+
+
+def offtopic_indices_of(per_image: list[ImageFeatures], z: float = OFFTOPIC_Z, k: int = OFFTOPIC_K) -> tuple[
+        list[int], np.ndarray]:
+    """:func:`offtopic_indices` from each image's :func:`~tools.cleaning_features.image_features`."""
+    if len(per_image) < 4:
+        return [], np.zeros(len(per_image))
+    features = feature_matrix_of(per_image)
     scores = outlier_scores(features, k)
     cut = group_cut(scores, features, offtopic_cut(scores, z))
     return [int(i) for i in np.argsort(-scores) if scores[i] >= cut], scores
@@ -318,17 +350,38 @@ def _is_clump(features: np.ndarray, taken: np.ndarray, below_cut: np.ndarray) ->
     return nearest_fellow <= usual and nearest_rest >= OFFTOPIC_GROUP_SEPARATION * nearest_fellow
 
 
-def out_of_fold_probs(features: np.ndarray, labels: np.ndarray, folds: int, seed: int = 0) -> np.ndarray:
-    """Predicted class probabilities for each image from a model that never saw it (k-fold)."""
+def out_of_fold_probs(features: np.ndarray, labels: np.ndarray, folds: int, seed: int = 0,
+                      max_fit: int | None = None) -> np.ndarray:
+    """Predicted class probabilities for each image from a model that never saw it (k-fold).
+
+    With ``max_fit``, each fold's model is fitted on at most that many of the other folds' images
+    (a stratified sample), so that the cost of a 50k-image folder stays bounded; every image is
+    still predicted by a model that never saw it.
+    """
     from sklearn.model_selection import StratifiedKFold
 
     n_classes = int(labels.max()) + 1
     probs = np.zeros((len(labels), n_classes))
     smallest = int(np.bincount(labels).min())
     splitter = StratifiedKFold(n_splits=max(2, min(folds, smallest)), shuffle=True, random_state=seed)
+    progress = Progress("label-error model folds", splitter.get_n_splits())
     for train, test in splitter.split(features, labels):
+        if max_fit is not None and len(train) > max_fit:
+            train = _stratified_sample(train, labels, max_fit, seed)
         probs[test] = fit_predict_proba(features[train], labels[train], features[test], n_classes)
+        progress.step()
+    progress.finish()
     return probs
+
+
+def _stratified_sample(rows: np.ndarray, labels: np.ndarray, size: int, seed: int) -> np.ndarray:
+    """About ``size`` of ``rows``, each class in its share (at least one image of each)."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for c in np.unique(labels[rows]):
+        of_c = rows[labels[rows] == c]
+        out.append(rng.choice(of_c, size=max(1, round(size * len(of_c) / len(rows))), replace=False))
+    return np.sort(np.concatenate(out))
 
 
 def fit_predict_proba(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, n_classes: int) -> np.ndarray:
@@ -360,6 +413,9 @@ LABEL_MIN_MARGIN = 0.7
 #: Over the six environments (scale 1, seed 0) the gate took precision from 0.21 to 0.38 (recall
 #: 0.32 -> 0.25; ``benchmarks/cleaning_quality.py``).
 LABEL_MIN_SKILL = 0.1
+#: Most images each fold's label-error model is fitted on (every image is still scored; see
+#: :func:`out_of_fold_probs`), so that a 50k-image folder's cost stays bounded.
+LABEL_FIT_MAX = 20_000
 
 
 @dataclass(frozen=True)
@@ -387,6 +443,13 @@ class LabelIssues:
 
 def label_issues(images: list[Image.Image], labels: list[str], folds: int = 5, min_per_class: int = 5,
                  min_margin: float = LABEL_MIN_MARGIN, seed: int = 0) -> LabelIssues:
+    """Likely mislabelled images of a folder: :func:`label_issues_of` their features."""
+    return label_issues_of([image_features(im) for im in images], labels, folds, min_per_class, min_margin, seed)
+
+
+def label_issues_of(per_image: list[ImageFeatures], labels: list[str], folds: int = 5, min_per_class: int = 5,
+                    min_margin: float = LABEL_MIN_MARGIN, seed: int = 0,
+                    max_fit: int | None = None) -> LabelIssues:
     """Likely mislabelled images of a folder, judged by a model trained on the folder's other images.
 
     Confident learning alone flagged ~6x more images than were mislabelled here (the small model
@@ -396,6 +459,9 @@ def label_issues(images: list[Image.Image], labels: list[str], folds: int = 5, m
 
     Classes with fewer than ``min_per_class`` images cannot be learnt or checked; their images are
     never flagged and the class names are returned so the report can say so.
+
+    ``max_fit`` bounds the images each fold's model is fitted on (every image is still scored):
+    see :func:`out_of_fold_probs`.
     """
     from cleanlab.filter import find_label_issues
     from sklearn.metrics import balanced_accuracy_score
@@ -407,8 +473,8 @@ def label_issues(images: list[Image.Image], labels: list[str], folds: int = 5, m
     if len(usable) < 2 or len(idx) < 2 * min_per_class:
         return LabelIssues([], sorted(counts))
     y = np.array([usable.index(labels[i]) for i in idx])
-    feats = feature_matrix([images[i] for i in idx])
-    probs = out_of_fold_probs(feats, y, folds, seed)
+    feats = feature_matrix_of([per_image[i] for i in idx])
+    probs = out_of_fold_probs(feats, y, folds, seed, max_fit)
     found = LabelIssues([], skipped, float(balanced_accuracy_score(y, probs.argmax(axis=1))), 1 / len(usable))
     if not found.trusted:
         return found

@@ -11,54 +11,15 @@ median (see :func:`feature_matrix`).
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass
-from pathlib import Path
+from functools import cache
 
 import numpy as np
 from PIL import Image, ImageFilter
 
-from tools.imageio import UnreadableImage, is_image_name, read_image
+from tools.cleaning_scan import FolderImages, load_folder  # noqa: F401  (re-exported: they lived here)
 
 #: Side images are reduced to before features are computed (fast, and enough for these cues).
 FEATURE_SIDE = 64
-
-
-@dataclass
-class FolderImages:
-    """The images of one organised folder (``<class>/<file>``), decoded once.
-
-    Attributes:
-        paths: one path per decodable image, sorted.
-        labels: the class sub-folder each image sits in.
-        images: the decoded images (``L`` or ``RGB``).
-        unreadable: site-relative names of image files that did not decode, and why.
-        skipped: files that are not images by name (left alone).
-    """
-
-    paths: list[Path]
-    labels: list[str]
-    images: list[Image.Image]
-    unreadable: list[str]
-    skipped: list[str]
-
-
-def load_folder(files: list[Path], root: Path) -> FolderImages:
-    """Decode every image file of a folder; the class is the first path part below ``root``."""
-    out = FolderImages([], [], [], [], [])
-    for p in files:
-        rel = p.relative_to(root)
-        if not is_image_name(p.name):
-            out.skipped.append(rel.as_posix())
-            continue
-        try:
-            img = read_image(p)
-        except UnreadableImage as exc:
-            out.unreadable.append(f"{rel.as_posix()}: {str(exc).split(': ', 1)[-1][:80]}")
-            continue
-        out.paths.append(p)
-        out.labels.append(rel.parts[0] if len(rel.parts) > 1 else "")
-        out.images.append(img)
-    return out
 
 
 #: Crop margins (fraction of the side) a copy may have been trimmed by before being rescaled. The
@@ -77,13 +38,20 @@ def fingerprint_views(img: Image.Image) -> np.ndarray:
     """
     g = img.convert("L")
     w, h = g.size
-    rows = []
+    rows: dict[int, np.ndarray] = {}  # margin in pixels -> view (on small images two margins round alike)
     for f in CROP_MARGINS:
         m = round(min(w, h) * f)
+        if m in rows:
+            continue
         t = (g.crop((m, m, w - m, h - m)) if m else g).resize((FINGERPRINT_SIDE, FINGERPRINT_SIDE), Image.BILINEAR)
         a = np.asarray(t, dtype=np.float32) - np.asarray(t.filter(ImageFilter.GaussianBlur(1.5)), dtype=np.float32)
-        rows.append(a.ravel())
-    return np.stack(rows)
+        rows[m] = a.ravel()
+    return np.stack([rows[round(min(w, h) * f)] for f in CROP_MARGINS])
+
+
+def fingerprints_of(img: Image.Image) -> np.ndarray:
+    """:func:`fingerprint_views` as ``float16`` (exact: they are differences of 8-bit pixels), half the memory."""
+    return fingerprint_views(img).astype(np.float16)
 
 
 def normalised_views(views: np.ndarray) -> np.ndarray:
@@ -143,24 +111,39 @@ def _hog(g: np.ndarray, cells: int = 4, bins: int = 8) -> np.ndarray:
     ang = (np.arctan2(gy, gx) % np.pi) / np.pi * bins
     idx = np.minimum(ang.astype(int), bins - 1)
     s = g.shape[0] // cells
-    out = np.zeros((cells, cells, bins), np.float32)
-    for cy in range(cells):
-        for cx in range(cells):
-            m = mag[cy * s:(cy + 1) * s, cx * s:(cx + 1) * s].ravel()
-            b = idx[cy * s:(cy + 1) * s, cx * s:(cx + 1) * s].ravel()
-            out[cy, cx] = np.bincount(b, weights=m, minlength=bins)
+    cell = _hog_cells(g.shape[0], cells)
+    m, b = mag[:cells * s, :cells * s], idx[:cells * s, :cells * s]
+    out = np.bincount((cell * bins + b).ravel(), weights=m.ravel(), minlength=cells * cells * bins)
+    out = out.reshape(cells, cells, bins).astype(np.float32)
     out /= out.sum(axis=2, keepdims=True) + 1e-6
     return out.ravel()
 
 
+@cache
+def _hog_cells(n: int, cells: int) -> np.ndarray:
+    """Which grid cell each pixel of an ``n`` x ``n`` image falls in (row-major), for one bincount."""
+    s = n // cells
+    yy, xx = np.indices((cells * s, cells * s))
+    return (yy // s) * cells + xx // s
+
+
 def _spectrum(g: np.ndarray, bands: int = 8) -> np.ndarray:
     f = np.abs(np.fft.fftshift(np.fft.fft2(g - g.mean()))) ** 2
-    n = g.shape[0]
-    yy, xx = np.indices(f.shape)
+    band, counts = _radial_bands(g.shape[0], bands)
+    p = np.bincount(band.ravel(), weights=f.ravel(), minlength=bands + 1)[:bands] / counts
+    return np.log1p(p / (p.sum() + 1e-9) * 100)
+
+
+@cache
+def _radial_bands(n: int, bands: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each frequency's radial band (``bands`` for those outside the unit radius) and each band's size."""
+    yy, xx = np.indices((n, n))
     r = np.hypot(yy - n / 2, xx - n / 2) / (n / 2)
     edges = np.linspace(0, 1, bands + 1)
-    p = np.array([f[(r >= lo) & (r < hi)].mean() for lo, hi in itertools.pairwise(edges)])
-    return np.log1p(p / (p.sum() + 1e-9) * 100)
+    band = np.full((n, n), bands)
+    for i, (lo, hi) in enumerate(itertools.pairwise(edges)):
+        band[(r >= lo) & (r < hi)] = i
+    return band, np.bincount(band.ravel(), minlength=bands + 1)[:bands].astype(np.float64)
 
 
 #: Feature blocks, in order; the first :data:`COLOUR_BLOCKS` describe colour (imputed for grey images).
@@ -183,29 +166,39 @@ def image_blocks(img: Image.Image) -> dict[str, np.ndarray]:
     layout (a fundus photograph among vignetted skin images is redder and more saturated).
     """
     small = img.convert("RGB").resize((FEATURE_SIDE, FEATURE_SIDE), Image.BILINEAR)
-    rgb = np.asarray(small, dtype=np.float32) / 255
+    # channels first and contiguous: NumPy reduces over a long axis far faster than over 3 values
+    chans = np.moveaxis(np.asarray(small, dtype=np.float32) / 255, 2, 0).reshape(3, -1).copy()
     g = np.asarray(small.convert("L"), dtype=np.float32) / 255
-    mx, mn = rgb.max(axis=2), rgb.min(axis=2)
+    mx = np.maximum(np.maximum(chans[0], chans[1]), chans[2])
+    mn = np.minimum(np.minimum(chans[0], chans[1]), chans[2])
     sat = (mx - mn) / (mx + 1e-3)
     gy, gx = np.gradient(g)
     grad = np.hypot(gx, gy)
     thumb = small.convert("L").resize((8, 8), Image.BOX)
     return {
-        "colour": np.array([*rgb.reshape(-1, 3).mean(0), *rgb.reshape(-1, 3).std(0), sat.mean()]),
+        "colour": np.array([*chans.mean(axis=1), *chans.std(axis=1), sat.mean()]),
         **_hue_saturation(small),
         "grey_stats": np.array([g.mean(), g.std(), (g < 0.05).mean(), (g > 0.95).mean(), grad.mean(), grad.std()]),
-        "grey_histogram": np.histogram(g, bins=16, range=(0, 1))[0] / g.size,
+        "grey_histogram": _uniform_histogram(g.ravel(), 16) / g.size,
         "thumbnail": np.asarray(thumb, dtype=np.float32).ravel() / 255,
         "hog": _hog(g),
         "spectrum": _spectrum(g),
     }
 
 
+def _uniform_histogram(x: np.ndarray, bins: int) -> np.ndarray:
+    """Counts of values in [0, 1] over ``bins`` equal bins, the last one closed (as ``np.histogram``)."""
+    return np.bincount(_uniform_bin(x, bins), minlength=bins)
+
+
+def _uniform_bin(x: np.ndarray, bins: int) -> np.ndarray:
+    return np.minimum((x.astype(np.float64) * bins).astype(np.intp), bins - 1)
+
+
 def _hue_saturation(small: Image.Image) -> dict[str, np.ndarray]:
     """A hue x saturation histogram (square-rooted), and hue, saturation and value of the lit pixels."""
-    hsv = np.asarray(small.convert("HSV"), dtype=np.float32) / 255
-    h, s, v = hsv[..., 0], hsv[..., 1], hsv[..., 2]
-    hist = np.histogram2d(h.ravel(), s.ravel(), bins=(8, 3), range=((0, 1), (0, 1)))[0].ravel() / h.size
+    h, s, v = np.moveaxis(np.asarray(small.convert("HSV"), dtype=np.float32) / 255, 2, 0).copy()
+    hist = np.bincount(_uniform_bin(h.ravel(), 8) * 3 + _uniform_bin(s.ravel(), 3), minlength=24) / h.size
     lit = v > 0.15  # black borders and vignettes carry no colour
     if lit.sum() < 10:
         lit = np.ones_like(lit)
@@ -215,7 +208,21 @@ def _hue_saturation(small: Image.Image) -> dict[str, np.ndarray]:
     return {"hue_saturation": np.sqrt(hist), "foreground": np.array(fg)}
 
 
+#: What :func:`feature_matrix_of` needs of one image: its feature blocks and whether it is stored in grey.
+ImageFeatures = tuple[dict[str, np.ndarray], bool]
+
+
+def image_features(img: Image.Image) -> ImageFeatures:
+    """The per-image part of :func:`feature_matrix` (a scan keeps this, not the pixels)."""
+    return image_blocks(img), is_grey(img)
+
+
 def feature_matrix(images: list[Image.Image]) -> np.ndarray:
+    """Features of every image, standardised within the folder: :func:`feature_matrix_of` their features."""
+    return feature_matrix_of([image_features(im) for im in images])
+
+
+def feature_matrix_of(per_image: list[ImageFeatures]) -> np.ndarray:
     """Features of every image, standardised within the folder so that each block counts once.
 
     Each column is robustly standardised (median / IQR) and bounded by :data:`FEATURE_CLIP`; each
@@ -227,12 +234,11 @@ def feature_matrix(images: list[Image.Image]) -> np.ndarray:
     a stored-as-grey image of the right modality should not look off-topic for lacking colour, and
     its content still decides.
     """
-    per_image = [image_blocks(im) for im in images]
-    grey = np.array([is_grey(im) for im in images])
+    grey = np.array([g for _, g in per_image])
     impute = grey.any() and grey.mean() < 0.5
     out = []
     for b, name in enumerate(BLOCKS):
-        x = np.stack([blocks[name] for blocks in per_image]).astype(np.float64)
+        x = np.stack([blocks[name] for blocks, _ in per_image]).astype(np.float64)
         if impute and b < COLOUR_BLOCKS:
             x[grey] = np.median(x[~grey], axis=0)
         out.append(np.clip(_standardise(x), -FEATURE_CLIP, FEATURE_CLIP) / np.sqrt(x.shape[1]))

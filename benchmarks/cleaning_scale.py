@@ -1,0 +1,194 @@
+"""Cleaning at hospital scale: throughput and peak memory of the three C2 cleaning tools.
+
+Real hospitals hold 10k-100k images per site. This writes one organised folder of ``N`` synthetic
+images (``work/organized/scale/<class>/<name>.png``) drawn by the ``envs.synth`` renderers at the
+size the tools see (a site's stored side, 96-144 px), with planted near-duplicates, off-topic images
+and wrong labels so the detectors have real work, then runs ``find_duplicates``, ``find_offtopic``
+and ``find_label_errors`` (flag mode, through their LangChain tools) each in its own subprocess, so
+that one tool's peak resident memory does not mix with another's. Printed per size and tool:
+wall seconds and images/s, CPU seconds (user + system, all threads) and images per CPU-second,
+peak RSS, the RSS before the call (imports), and flagged against planted.
+
+Generated folders are kept under ``--work`` and reused (rendering 50k images takes minutes).
+The figures are wall-clock on a shared machine: say what else was running when quoting them.
+
+Usage:
+    python benchmarks/cleaning_scale.py [--sizes 10000 50000] [--tools find_duplicates ...]
+        [--modality xray] [--side 128] [--work DIR] [--workers 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import resource
+import subprocess
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+TOOLS = ("find_duplicates", "find_offtopic", "find_label_errors")
+FOLDER = "work/organized/scale"
+#: Shares of the folder that are planted copies, off-topic images and wrong labels (as the environments plant).
+DUPLICATE_SHARE, OFFTOPIC_SHARE, NOISE_SHARE = 0.02, 0.01, 0.03
+#: Modalities whose images are drawn as off-topic in a folder of another modality.
+OTHER = {"xray": "mri", "mri": "ultrasound", "ultrasound": "xray", "dermatoscopy": "fundus",
+         "fundus": "dermatoscopy", "histopathology": "dermatoscopy"}
+
+log = logging.getLogger("cleaning_scale")
+
+
+def _render_chunk(args: tuple[Path, str, int, int, int, int]) -> list[tuple[str, str]]:
+    """Render images ``start..stop`` of the folder; return ``(file name, kind)`` for each file written."""
+    from envs.concepts import CHANNELS
+    from envs.messiness import near_duplicate
+    from envs.synth import get_renderer, render_document
+
+    folder, modality, side, seed, start, stop = args
+    renderer = get_renderer(modality)
+    mode = "L" if CHANNELS[modality] == 1 else "RGB"
+    written = []
+    for i in range(start, stop):
+        rng = np.random.default_rng([seed, i])
+        concept = str(renderer.concepts[i % len(renderer.concepts)])
+        label, kind = concept, "image"
+        u = rng.random()
+        if u < OFFTOPIC_SHARE:
+            kind = "offtopic"
+            img = (render_document(rng, side) if rng.random() < 0.35
+                   else get_renderer(OTHER[modality]).render(None, rng, side))
+        else:
+            img = renderer.render(concept, rng, side)
+            if u < OFFTOPIC_SHARE + NOISE_SHARE:
+                kind = "label_noise"
+                label = str(rng.choice([c for c in renderer.concepts if c != concept]))
+        img = img.convert(mode)
+        (folder / label).mkdir(parents=True, exist_ok=True)
+        name = f"img_{i:06d}.png"
+        img.save(folder / label / name)
+        written.append((f"{label}/{name}", kind))
+        if kind == "image" and rng.random() < DUPLICATE_SHARE:
+            copy, _ = near_duplicate(img, rng)
+            copy.save(folder / label / f"dup_{i:06d}.png")
+            written.append((f"{label}/dup_{i:06d}.png", "duplicate"))
+    return written
+
+
+def generate(site: Path, n: int, modality: str, side: int, seed: int, workers: int) -> dict[str, int]:
+    """Write (or reuse) a site whose organised folder holds about ``n`` images; return counts per kind."""
+    summary = site / "generated.json"
+    if summary.exists():
+        return json.loads(summary.read_text())["counts"]
+    folder = site / FOLDER
+    folder.mkdir(parents=True, exist_ok=True)
+    (site / "raw").mkdir(exist_ok=True)
+    n_originals = round(n / (1 + DUPLICATE_SHARE))
+    step = 500
+    jobs = [(folder, modality, side, seed, s, min(s + step, n_originals)) for s in range(0, n_originals, step)]
+    counts: dict[str, int] = {}
+    t0 = time.perf_counter()
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        for done, chunk in enumerate(pool.map(_render_chunk, jobs), 1):
+            for _, kind in chunk:
+                counts[kind] = counts.get(kind, 0) + 1
+            log.info("rendered %d / %d chunks (%.0f s)", done, len(jobs), time.perf_counter() - t0)
+    summary.write_text(json.dumps({"modality": modality, "side": side, "seed": seed, "counts": counts}))
+    return counts
+
+
+def _rss_mib() -> float:
+    """Peak resident memory of this process so far (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _cpu_s() -> float:
+    """CPU seconds (user + system) of this process and its threads: less swayed by other load than wall time."""
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+def run_one(tool_name: str, site: Path) -> dict:
+    """In a fresh process: invoke one cleaning tool on the site's folder and measure it."""
+    from tools.clean import make_cleaning_tools
+    from tools.sandbox import Workspace
+
+    tool = {t.name: t for t in make_cleaning_tools(Workspace.open(site))}[tool_name]
+    before = _rss_mib()
+    cpu0 = _cpu_s()
+    t0 = time.perf_counter()
+    res = tool.invoke({"folder": FOLDER, "mode": "flag"})
+    seconds = time.perf_counter() - t0
+    cpu = _cpu_s() - cpu0
+    if not isinstance(res, dict):
+        raise TypeError(f"{tool_name} failed: {res}")
+    return {"tool": tool_name, "seconds": seconds, "cpu_s": cpu, "images": res["images_checked"], "flagged": res["flagged"],
+            "rss_before_mib": before, "peak_rss_mib": _rss_mib(),
+            "extra": {k: res[k] for k in ("groups", "model_balanced_accuracy", "model_fit_images") if k in res}}
+
+
+def measure(tool_name: str, site: Path, timeout: float) -> dict:
+    """Run :func:`run_one` in a subprocess (its own peak RSS); stderr (progress) passes through."""
+    cmd = [sys.executable, __file__, "--child", tool_name, "--child-site", str(site)]
+    try:
+        done = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, timeout=timeout, check=False)
+    except subprocess.TimeoutExpired:
+        return {"tool": tool_name, "error": f"over the {timeout:.0f} s timeout"}
+    lines = [ln for ln in done.stdout.splitlines() if ln.startswith("{")]
+    if done.returncode or not lines:
+        return {"tool": tool_name, "error": f"exit {done.returncode}"}
+    return json.loads(lines[-1])
+
+
+def _planted(tool_name: str, counts: dict[str, int]) -> int:
+    kind = {"find_duplicates": "duplicate", "find_offtopic": "offtopic", "find_label_errors": "label_noise"}
+    return counts.get(kind[tool_name], 0)
+
+
+def main() -> None:
+    """Generate the folders, time each tool on each, print one table."""
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sizes", type=int, nargs="+", default=[10_000, 50_000])
+    ap.add_argument("--tools", nargs="+", choices=TOOLS, default=list(TOOLS))
+    ap.add_argument("--modality", default="xray", choices=sorted(OTHER))
+    ap.add_argument("--side", type=int, default=128, help="stored image side (sites store 96-144 px)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--work", type=Path, default=Path("/tmp/cleaning_scale"), help="generated sites (reused)")
+    ap.add_argument("--workers", type=int, default=2, help="processes that render the images")
+    ap.add_argument("--timeout", type=float, default=3600, help="seconds one tool may run")
+    ap.add_argument("--json", type=Path, default=None, help="also write the results here")
+    ap.add_argument("--child", choices=TOOLS, help=argparse.SUPPRESS)
+    ap.add_argument("--child-site", type=Path, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s: %(message)s")
+    if args.child:
+        print(json.dumps(run_one(args.child, args.child_site)), flush=True)
+        return
+    results = []
+    print(f"load (1 min avg) at start: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores", flush=True)
+    print(f"{'images':>7} {'tool':<18}{'seconds':>9}{'img/s':>8}{'cpu s':>8}{'img/cpu-s':>10}{'peak MiB':>10}{'base MiB':>10}"
+          f"{'flagged':>9}{'planted':>9}  load", flush=True)
+    for n in args.sizes:
+        site = args.work / f"{args.modality}_{args.side}px_n{n}_seed{args.seed}"
+        counts = generate(site, n, args.modality, args.side, args.seed, args.workers)
+        for tool_name in args.tools:
+            r = measure(tool_name, site, args.timeout)
+            r.update(size=n, load=os.getloadavg()[0], planted=_planted(tool_name, counts))
+            results.append(r)
+            if "error" in r:
+                print(f"{n:>7} {tool_name:<18}{r['error']}", flush=True)
+                continue
+            print(f"{r['images']:>7} {tool_name:<18}{r['seconds']:>9.1f}{r['images'] / r['seconds']:>8.0f}"
+                  f"{r['cpu_s']:>8.1f}{r['images'] / r['cpu_s']:>10.0f}"
+                  f"{r['peak_rss_mib']:>10.0f}{r['rss_before_mib']:>10.0f}{r['flagged']:>9}{r['planted']:>9}"
+                  f"  {r['load']:.1f} {r['extra'] or ''}", flush=True)
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=1))
+
+
+if __name__ == "__main__":
+    main()

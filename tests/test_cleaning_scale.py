@@ -1,0 +1,101 @@
+"""Cleaning at hospital scale: the bounded duplicate search loses no pair, scans keep no pixels,
+label-error fits are bounded, and progress goes to the log, never into a tool's output."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from envs.messiness import near_duplicate
+from envs.synth import get_renderer
+from tools import cleaning_detect, cleaning_pairs, cleaning_scan
+from tools.clean import make_cleaning_tools
+from tools.cleaning_features import fingerprints_of, image_features, normalised_views, similar_pairs
+from tools.cleaning_pairs import Fingerprints, candidate_pairs, similar_pairs_bounded
+from tools.cleaning_scan import load_folder
+from tools.sandbox import Workspace
+
+
+def _xrays(n: int, copies: int, seed: int = 0) -> list[Image.Image]:
+    """Chest X-rays (all alike: the hard case for duplicates) with ``copies`` near-duplicates appended."""
+    rng = np.random.default_rng(seed)
+    r = get_renderer("xray")
+    images = [r.render(str(rng.choice(r.concepts)), rng, 96) for _ in range(n)]
+    return images + [near_duplicate(images[i], rng)[0] for i in range(copies)]
+
+
+@pytest.mark.parametrize("threshold", [0.96, 0.9, 0.85])
+def test_bounded_search_finds_exactly_the_pairs_of_the_full_search(threshold, monkeypatch):
+    monkeypatch.setattr(cleaning_pairs, "FULL_SEARCH_MAX", 0)  # small folders are searched in full
+    images = _xrays(150, 12)
+    fp = Fingerprints(np.stack([fingerprints_of(im) for im in images]))
+    full = similar_pairs(normalised_views(fp.raw.astype(np.float32)), threshold)
+    bounded = similar_pairs_bounded(fp, threshold)
+    assert [(i, j) for _, i, j in bounded] == [(i, j) for _, i, j in full]
+    assert np.allclose([s for s, _, _ in bounded], [s for s, _, _ in full], atol=1e-5)
+    assert len(candidate_pairs(fp, threshold)) < len(images) ** 2 / 20  # the bound prunes most pairs
+
+
+def test_bounded_search_finds_the_planted_copies():
+    images = _xrays(120, 10, seed=1)
+    groups = cleaning_detect.duplicate_groups(images)
+    copies = {k for g in groups for k in g[1:]}
+    assert set(range(120, 130)) <= {k for g in groups for k in g} and len(copies) >= 10
+
+
+def _folder(root: Path, n: int) -> None:
+    rng = np.random.default_rng(0)
+    for i in range(n):
+        d = root / f"c{i % 2}"
+        d.mkdir(parents=True, exist_ok=True)
+        Image.fromarray((rng.random((24, 24)) * 255).astype("uint8")).save(d / f"im_{i:03d}.png")
+    (root / "c0" / "notes.txt").write_text("not an image")
+    (root / "c1" / "broken.png").write_bytes(b"not a png")
+
+
+def test_a_described_scan_keeps_descriptions_not_pixels_and_the_same_files(tmp_path):
+    _folder(tmp_path / "ds", 30)
+    files = sorted(p for p in (tmp_path / "ds").rglob("*") if p.is_file())
+    plain = load_folder(files, tmp_path / "ds")
+    described = load_folder(files, tmp_path / "ds", image_features)
+    assert described.paths == plain.paths and described.labels == plain.labels and len(plain.paths) == 30
+    assert described.unreadable == plain.unreadable and len(plain.unreadable) == 1
+    assert described.skipped == plain.skipped == ["c0/notes.txt"]
+    assert described.sizes == [im.size for im in plain.images]
+    assert not any(isinstance(d, Image.Image) for d in described.images)
+
+
+def test_progress_goes_to_the_log_and_not_into_the_tool_output(tmp_path, monkeypatch, caplog):
+    monkeypatch.setattr(cleaning_scan, "PROGRESS_EVERY_S", 0.0)
+    site = tmp_path / "site_p"
+    (site / "raw").mkdir(parents=True)
+    _folder(site / "work" / "organized" / "ds", 30)
+    tool = {t.name: t for t in make_cleaning_tools(Workspace.open(site))}["find_duplicates"]
+    with caplog.at_level(logging.INFO, logger="tools"):
+        res = tool.invoke({"folder": "work/organized/ds", "mode": "flag"})
+    assert res["images_checked"] == 30
+    assert any("find_duplicates: reading images" in r.getMessage() for r in caplog.records)
+    assert "reading images" not in str(res)
+
+
+def test_label_error_folds_fit_at_most_max_fit_images_and_score_every_image(monkeypatch):
+    fitted = []
+    real = cleaning_detect.fit_predict_proba
+
+    def spy(x_train, y_train, x_test, n_classes):
+        fitted.append((len(x_train), {tuple(r) for r in x_train}, {tuple(r) for r in x_test}))
+        return real(x_train, y_train, x_test, n_classes)
+
+    monkeypatch.setattr(cleaning_detect, "fit_predict_proba", spy)
+    rng = np.random.default_rng(0)
+    labels = np.repeat([0, 1, 2], 100)
+    x = rng.normal(size=(300, 4)) + labels[:, None]
+    probs = cleaning_detect.out_of_fold_probs(x, labels, folds=5, max_fit=60)
+    assert np.allclose(probs.sum(axis=1), 1.0)  # every image scored
+    assert all(n <= 61 for n, _, _ in fitted) and len(fitted) == 5
+    assert all(not (train & test) for _, train, test in fitted)  # by a model that never saw it
+    assert (probs.argmax(axis=1) == labels).mean() > 0.6  # and the small fits still learn the classes

@@ -1,0 +1,117 @@
+"""One decoding pass over an organised folder that keeps only what a detector needs of each image.
+
+A hospital folder holds 10k-100k images. Holding them all decoded (50k RGB images at 144 px are
+3 GB) and decoding them on one core made the cleaning steps slow and their memory large, so each
+image is decoded once, reduced by the detector's ``describe`` function (fingerprints, features)
+and dropped. Decoding and resizing run in a few threads: PIL and NumPy release the GIL for them.
+Progress goes to the ``logging`` log (stderr), never into a tool's output.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+
+from tools.imageio import UnreadableImage, is_image_name, read_image
+
+log = logging.getLogger(__name__)
+
+#: Threads that decode and describe images. Two: the machines this runs on have few cores, and the
+#: graph may clean several sites at once.
+SCAN_WORKERS = max(1, min(2, os.cpu_count() or 1))
+#: Seconds between two progress lines.
+PROGRESS_EVERY_S = 5.0
+
+
+@dataclass
+class FolderImages:
+    """The images of one organised folder (``<class>/<file>``), decoded once.
+
+    Attributes:
+        paths: one path per decodable image, sorted.
+        labels: the class sub-folder each image sits in.
+        images: the decoded images (``L`` or ``RGB``), or what ``describe`` made of each when
+            :func:`load_folder` was given one (the pixels are then not kept: re-read ``paths``).
+        unreadable: site-relative names of image files that did not decode, and why.
+        skipped: files that are not images by name (left alone).
+        sizes: each image's ``(width, height)``.
+    """
+
+    paths: list[Path]
+    labels: list[str]
+    images: list[Any]
+    unreadable: list[str]
+    skipped: list[str]
+    sizes: list[tuple[int, int]] = field(default_factory=list)
+
+
+class Progress:
+    """Logs how far a long step has come, at most every :data:`PROGRESS_EVERY_S` seconds."""
+
+    def __init__(self, what: str, total: int, every_s: float | None = None) -> None:
+        self.what, self.total = what, total
+        self.every_s = PROGRESS_EVERY_S if every_s is None else every_s
+        self.done = 0
+        self.t0 = self.last = time.perf_counter()
+
+    def step(self, n: int = 1) -> None:
+        """Count ``n`` more items done; log a line if the last one is old enough."""
+        self.done += n
+        now = time.perf_counter()
+        if now - self.last >= self.every_s and self.done < self.total:
+            self.last = now
+            log.info("%s: %d / %d (%.0f%%, %.0f/s)", self.what, self.done, self.total,
+                     100 * self.done / max(1, self.total), self.done / max(now - self.t0, 1e-9))
+
+    def finish(self) -> None:
+        """Log the step's total time (only for steps long enough to have logged progress)."""
+        seconds = time.perf_counter() - self.t0
+        if seconds >= self.every_s:
+            log.info("%s: %d done in %.1f s", self.what, self.done, seconds)
+
+
+def load_folder(files: list[Path], root: Path, describe: Callable[[Image.Image], Any] | None = None,
+                what: str = "decoding images") -> FolderImages:
+    """Decode every image file of a folder; the class is the first path part below ``root``.
+
+    Args:
+        files: the folder's files, in the order the result keeps.
+        root: the organised folder (class sub-folders below it).
+        describe: what to keep of each decoded image (default: the image itself).
+        what: the step's name in progress lines.
+    """
+    out = FolderImages([], [], [], [], [])
+    images = []
+    for p in files:
+        rel = p.relative_to(root)
+        (images if is_image_name(p.name) else out.skipped).append(p if is_image_name(p.name) else rel.as_posix())
+    progress = Progress(what, len(images))
+
+    def one(p: Path) -> tuple[Any, tuple[int, int]] | str:
+        try:
+            img = read_image(p)
+        except UnreadableImage as exc:
+            return f"{p.relative_to(root).as_posix()}: {str(exc).split(': ', 1)[-1][:80]}"
+        return (describe(img) if describe else img), img.size
+
+    with ThreadPoolExecutor(max_workers=SCAN_WORKERS) as pool:
+        for p, got in zip(images, pool.map(one, images)):
+            progress.step()
+            if isinstance(got, str):
+                out.unreadable.append(got)
+                continue
+            out.paths.append(p)
+            rel = p.relative_to(root)
+            out.labels.append(rel.parts[0] if len(rel.parts) > 1 else "")
+            out.images.append(got[0])
+            out.sizes.append(got[1])
+    progress.finish()
+    return out
