@@ -30,7 +30,8 @@ def trial(modality, key_classes, spec_classes, *, harmonization=None, label_maps
                                                                     for n, inc in spec_classes.items()],
                            "implicit_goals": []},
              "outcomes": outcomes, "harmonization": harmonization or {}}
-    return Trial(state=state, key=SimpleNamespace(tasks={"t": task}, sites={}), task_id="t", env_dir=None,
+    sites = dict.fromkeys(harmonization or {})  # the key knows every site graded here
+    return Trial(state=state, key=SimpleNamespace(tasks={"t": task}, sites=sites), task_id="t", env_dir=None,
                  run_dir=None)
 
 

@@ -10,6 +10,7 @@ import pytest
 
 from envs.readonly import tree_hash
 from fedagentbench.cli import main
+from fedagentbench.cli.exit_codes import ROLE_FAILED
 from tests.replicas import BUILDERS
 
 DERM = "I want to train a binary skin-cancer detector on dermatology images"
@@ -52,7 +53,8 @@ def test_scripted_graph_runs_over_registered_real_sites(tmp_path):
 def test_one_site_is_not_a_federation(tmp_path):
     env, run = tmp_path / "env", tmp_path / "run"
     _register(tmp_path, env, ["ham10000", "kermany"])  # only one site holds skin images
-    assert main(["run", DERM, "--env-dir", str(env), "--out", str(run)]) == 0
+    # no training can finish with one site: the documented exit code for that is ROLE_FAILED
+    assert main(["run", DERM, "--env-dir", str(env), "--out", str(run)]) == ROLE_FAILED
     report = json.loads((run / "report.json").read_text())
     ham = report["approvals"]["ham10000"]
     assert ham["approved"] is False and "a federation of one site is not a federation" in ham["reason"]
