@@ -26,6 +26,8 @@ class CatalogEntry(BaseModel):
         also_fits: further categories the method is a sound choice for (FedProx: designed for label
             skew, also a safe generic choice); task templates build their families from both.
         selectable: ``False`` for a reference point that no task should be solved with (local-only).
+        shares: data-derived content beyond weights that leaves a client (``"features"``,
+            ``"prototypes"``, ``"statistics"``, ``"logits"``); empty for weights only.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -39,6 +41,7 @@ class CatalogEntry(BaseModel):
     paper: str
     also_fits: tuple[Category, ...] = ()
     selectable: bool = True
+    shares: tuple[str, ...] = ()
 
     def fits(self, category: Category) -> bool:
         """Whether the method is a sound choice for ``category`` (its own or one it also fits)."""
