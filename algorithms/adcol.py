@@ -1,6 +1,6 @@
 """Adversarial collaborative learning (ADCOL) [Li et al., 2023].
 
-Paper: Q. Li, B. He, D. Song, "Adversarial Collaborative Learning on Non-IID Features", ICML 2023.
+Paper: Q. Li, B. He, D. Song, "Adversarial Collaborative Learning on Non-IID Features", ICML 2023 (PMLR v202; no arXiv version).
 
 Key idea: under feature skew, averaging models is not what helps; learning a *common representation
 space* is. Each client keeps its own model and trains it with cross-entropy plus
@@ -51,7 +51,7 @@ CATALOG = (
         choose_when="Sites differ in acquisition (scanner, staining) and each wants its own model in a "
         "shared representation space, AND the consortium accepts that per-image feature vectors leave "
         "the sites (uploads features, not only weights).",
-        paper="Li et al., ICML 2023",
+        paper="Li et al., ICML 2023 (no arXiv version; PMLR v202)",
         shares=("features",),
     ),
 )

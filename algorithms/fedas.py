@@ -1,7 +1,7 @@
 """Federated parameter alignment and client synchronisation (FedAS) [Yang et al., 2024].
 
 Paper: X. Yang, W. Huang, M. Ye, "FedAS: Bridging Inconsistency in Personalized Federated Learning",
-CVPR 2024.
+CVPR 2024 (CVF open access; no arXiv version).
 
 Key idea: two inconsistencies hurt personalised FL with a shared body and personal heads. Within a
 client, the freshly received shared body no longer matches the client's personal head; FedAS
@@ -51,7 +51,7 @@ CATALOG = (
         also_fits=("label_skew",),
         choose_when="Sites want personal models and some take part rarely or train little (stragglers); "
         "costs an alignment epoch and a Fisher pass per round.",
-        paper="Yang et al., CVPR 2024",
+        paper="Yang et al., CVPR 2024 (no arXiv version; CVF open access)",
     ),
 )
 

@@ -1,7 +1,7 @@
 """Federated learning with implicit invariant relationships (FedIIR) [Guo et al., 2023].
 
 Paper: Y. Guo, K. Guo, X. Cao, T. Wu, Y. Chang, "Out-of-Distribution Generalization of Federated
-Learning via Implicit Invariant Relationships", ICML 2023.
+Learning via Implicit Invariant Relationships", ICML 2023 (PMLR v202; no arXiv version).
 
 Key idea: a representation is invariant across sites when the classifier on top of it is optimal
 for every site at once, i.e. the sites' classifier gradients agree. FedIIR aligns them without
@@ -38,7 +38,7 @@ CATALOG = (
         also_fits=("feature_skew",),
         choose_when="Sites differ in acquisition (feature skew) and the model must generalise to sites "
         "that did not train; uploads one classifier-sized gradient per client per round extra.",
-        paper="Guo et al., ICML 2023",
+        paper="Guo et al., ICML 2023 (no arXiv version; PMLR v202)",
     ),
 )
 

@@ -40,7 +40,7 @@ CATALOG = (
         also_fits=("feature_skew",),
         choose_when="Sites differ in scanner or staining (feature skew) and the model must also work "
         "at a site that did not train; costs nothing beyond FedAvg's communication.",
-        paper="Nguyen et al., NeurIPS 2022 (OpenReview mrt90D00aQX)",
+        paper="Nguyen et al., NeurIPS 2022 (no arXiv version; OpenReview mrt90D00aQX)",
     ),
 )
 

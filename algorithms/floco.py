@@ -1,7 +1,7 @@
 """Federated learning over connected modes (Floco) [Grinwald et al., 2024].
 
-Paper: D. Grinwald, P. Wiesner, S. Nakajima, "Federated Learning over Connected Modes", NeurIPS 2024
-(OpenReview JL2eMCfDW8).
+Paper: D. Grinwald, P. Wiesner, S. Nakajima, "Federated Learning over Connected Modes", NeurIPS 2024,
+arXiv:2403.03333.
 
 Key idea: train a *solution simplex* instead of a point: the classifier holds ``M`` endpoint weight
 matrices and uses ``W(alpha) = sum_m alpha_m W_m`` for a point ``alpha`` of the simplex, sampled
@@ -47,7 +47,7 @@ CATALOG = (
         also_fits=("label_skew", "generic"),
         choose_when="A few sites (cross-silo) with label skew want both a good global model and "
         "personal ones at FedAvg's communication cost; needs tau rounds before personalising.",
-        paper="Grinwald et al., NeurIPS 2024 (OpenReview JL2eMCfDW8)",
+        paper="Grinwald et al., 2024, arXiv:2403.03333",
     ),
 )
 
