@@ -44,7 +44,7 @@ CATALOG = (
         "warm-up each client is given a subregion of the simplex from its projected update, so similar "
         "clients share similar regions while all endpoints are averaged.",
         category="personalised",
-        also_fits=("label_skew", "generic"),
+        also_fits=("label_skew",),
         choose_when="A few sites (cross-silo) with label skew want both a good global model and "
         "personal ones at FedAvg's communication cost; needs tau rounds before personalising.",
         paper="Grinwald et al., 2024, arXiv:2403.03333",
