@@ -52,6 +52,7 @@ CATALOG = (
         choose_when="Sites differ in feature distribution (scanner, staining) or label mix and have few "
         "images each; uploads class feature statistics (sums, counts, scatter matrix) besides weights.",
         paper="Mclaughlin et al., 2024, arXiv:2411.00329",
+        shares=("statistics",),
     ),
 )
 
