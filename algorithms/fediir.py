@@ -82,9 +82,7 @@ class FedIIR(FLAlgorithm):
         return [server.sampled, server.sampled]  # 0: classifier gradients, 1: penalised training
 
     def configure_client(self, client_id: int, server: ServerContext) -> Message:
-        if server.stage == 0:
-            return Message(config={"fediir_stage": 0})
-        return Message(arrays={GRAD_MEAN: self.grad_mean_}, config={"fediir_stage": 1})
+        return Message() if server.stage == 0 else Message(arrays={GRAD_MEAN: self.grad_mean_})
 
     def aggregate(self, global_state: StateDict, updates: Sequence[ClientUpdate],
                   server: ServerContext) -> StateDict:
@@ -97,8 +95,9 @@ class FedIIR(FLAlgorithm):
         return dict(global_state)  # the first pass trains nothing
 
     # ----------------------------------------------------------------- client
-    def _first_pass(self, ctx: ClientContext) -> bool:
-        return ctx.message.config.get("fediir_stage") == 0
+    @staticmethod
+    def _first_pass(ctx: ClientContext) -> bool:
+        return ctx.stage == 0
 
     def local_phases(self, ctx: ClientContext) -> list[Phase]:
         return [Phase(epochs=1, kind="observe")] if self._first_pass(ctx) else super().local_phases(ctx)
