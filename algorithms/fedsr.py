@@ -120,11 +120,13 @@ class FedSR(FLAlgorithm):
 
     def local_loss(self, ctx: ClientContext, model: nn.Module, batch: Batch) -> Tensor:
         loss = batch.loss
+        last = model.last if isinstance(model, ProbabilisticModel) else None
+        if last is not None:
+            model.last = None  # it holds the graph; a deep copy of the model must not meet it
         if self.alpha_l2r:
             loss = loss + self.alpha_l2r * batch.feats.pow(2).sum(dim=1).mean()
-        if self.alpha_cmi and isinstance(model, ProbabilisticModel) and model.last is not None:
-            mu, sigma = model.last
-            model.last = None  # holds the graph; a deep copy of the model must not meet it
+        if self.alpha_cmi and last is not None:
+            mu, sigma = last
             r_sigma = F.softplus(model.r_sigma[batch.y]) + 1e-6
             loss = loss + self.alpha_cmi * gaussian_kl(mu, sigma, model.r_mu[batch.y], r_sigma).mean()
         return loss
