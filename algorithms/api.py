@@ -139,6 +139,8 @@ class Phase:
         kind: ``"train"`` (gradient steps with :meth:`FLAlgorithm.local_loss`) or ``"observe"``
             (eval mode, no gradients, in data order; :meth:`FLAlgorithm.observe` sees every batch:
             feature statistics, prototypes, Fisher traces after training).
+        max_steps: stop a train phase after this many optimizer steps (``None``: all ``epochs``);
+            Per-FedAvg's one-step adaptation is ``Phase(epochs=1, max_steps=1)``.
     """
 
     epochs: int
@@ -146,6 +148,7 @@ class Phase:
     model: Literal["global", "personal"] = "global"
     lr: float | None = None
     kind: Literal["train", "observe"] = "train"
+    max_steps: int | None = None
 
 
 @dataclass
@@ -428,6 +431,16 @@ class FLAlgorithm:
         return Message()
 
     # ----------------------------------------------------------------- evaluation (on the client)
+    def adapt_phases(self, ctx: ClientContext) -> list[Phase]:
+        """Training a client runs on a copy of its personalised weights right before evaluating them
+        (default: none). Per-FedAvg's one adaptation step from the current global model goes here.
+
+        ``ctx.global_state`` is the model to adapt (the :meth:`personalised_state`), ``ctx.state``
+        a throw-away copy of the client's state and ``ctx.round`` is 0: nothing of the adaptation
+        persists or is sent; :meth:`local_loss` and :meth:`after_backward` are called as in training.
+        """
+        return []
+
     def personalised_state(
         self, global_state: StateDict, client_state: dict[str, Any], local_state: StateDict
     ) -> StateDict:
