@@ -30,6 +30,7 @@ Round life cycle (every hook has the FedAvg answer by default)::
                 for each batch: loss = local_loss(ctx, model, batch); backward;
                                 after_backward(ctx, model); optimizer step      (train)
                 for each batch: observe(ctx, model, batch)  # no grad, eval mode  (observe)
+                after_phase(ctx, model)
             reply = end_client(ctx, model)                   # extras to upload
             --- back on the server ---
         global_state = aggregate(global_state, updates, server)   # combine (mean) -> server_update
@@ -425,6 +426,11 @@ class FLAlgorithm:
     def observe(self, ctx: ClientContext, model: nn.Module, batch: Batch) -> None:
         """Called on every batch of an ``"observe"`` phase (no gradients): accumulate statistics
         in ``ctx.scratch`` or ``ctx.state`` and upload them from :meth:`end_client`."""
+
+    def after_phase(self, ctx: ClientContext, model: nn.Module) -> None:
+        """Called after each local phase with the model it ran on (default: nothing). A method may
+        change that model's weights here, e.g. FedFomo replaces them by its first-order combination
+        of the peers' models after an observe pass has scored them."""
 
     def end_client(self, ctx: ClientContext, model: nn.Module) -> Message:
         """Called after local training with the trained model; returns extras to upload."""

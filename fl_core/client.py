@@ -146,10 +146,12 @@ class SiteClient:
                 personal = self.workspace.frozen(ctx.state.get(PERSONAL_STATE, received))
                 personal.requires_grad_(True)
                 stats.add(run_phase(personal, self.train, phase, algo, ctx, cfg, gen))
+                algo.after_phase(ctx, personal)
                 if phase.kind == "train":  # a pass that only observes creates no personal model
                     ctx.state[PERSONAL_STATE] = clone_state(personal.state_dict())
             else:
                 stats.add(run_phase(model, self.train, phase, algo, ctx, cfg, gen))
+                algo.after_phase(ctx, model)
         upload = algo.end_client(ctx, model)
         self.adapts = bool(algo.adapt_phases(copy.copy(ctx)))
         trained = model.state_dict()
