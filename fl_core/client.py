@@ -122,7 +122,8 @@ class SiteClient:
     @property
     def has_personal(self) -> bool:
         """Whether this client evaluates a model of its own (local keys or a personal model)."""
-        return bool(self.local_keys) or PERSONAL_STATE in self.state or self.adapts
+        return (bool(self.local_keys) or PERSONAL_STATE in self.state or self.adapts
+                or self.algo.primary_model == "personal")
 
     # ------------------------------------------------------------------ training
     def fit(self, rnd: int, weights: StateDict, message: Message, stage: int = 0) -> FitReply:
