@@ -39,7 +39,7 @@ CATALOG = (
         key_idea="Each client mixes a local model with the global one, v_bar = alpha v + (1 - alpha) w, "
         "trains the local model through the mixture and learns its own mixing weight alpha.",
         category="personalised",
-        also_fits=("label_skew", "feature_skew"),
+        also_fits=("feature_skew",),
         choose_when="Sites differ by an unknown amount and each should find its own balance between "
         "the federation's model and a local one; doubles local compute.",
         paper="Deng et al., 2020, arXiv:2003.13461",

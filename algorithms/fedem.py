@@ -34,7 +34,7 @@ CATALOG = (
         key_idea="M shared component models learned by federated EM; each client learns only its mixture "
         "weights over them and predicts with its own mixture.",
         category="personalised",
-        also_fits=("label_skew", "feature_skew"),
+        also_fits=("feature_skew",),
         choose_when="Sites look like blends of a few kinds of population (e.g. scanner types or patient "
         "groups); costs M times the compute and communication of FedAvg.",
         paper="Marfoq et al., 2021, arXiv:2108.10252",

@@ -49,7 +49,7 @@ CATALOG = (
         key_idea="Each client combines the peer models that lower its own validation loss, weighted by "
         "loss improvement per unit distance; the server only relays models chosen by affinity.",
         category="personalised",
-        also_fits=("label_skew", "feature_skew"),
+        also_fits=("feature_skew",),
         choose_when="Sites fall into unknown groups and each should borrow only from sites that help it; "
         "downloads M models per round, so for few sites with enough data for a validation split.",
         paper="Zhang et al., 2021, arXiv:2012.08565",

@@ -54,7 +54,7 @@ CATALOG = (
         "server-chosen weighted combination of similar clients' classifiers (weights from uploaded "
         "class-mean features and variances).",
         category="personalised",
-        also_fits=("label_skew", "feature_skew"),
+        also_fits=("feature_skew",),
         choose_when="Sites differ in label mix or feature style but share classes; each wants its own "
         "classifier that borrows from similar sites. Shares class-mean features, label counts and "
         "feature variances.",

@@ -46,7 +46,7 @@ CATALOG = (
         "with class counts); local training pulls features to the sample-weighted global prototypes. "
         "Shares class-mean features and label counts, no weights.",
         category="personalised",
-        also_fits=("label_skew", "feature_skew"),
+        also_fits=("feature_skew",),
         choose_when="Sites must not share weights (or run different models) and may share class-mean "
         "features and label counts; each site then gets its own model aligned to a shared feature space.",
         paper="Tan et al., 2022, arXiv:2105.00243",

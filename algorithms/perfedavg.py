@@ -36,7 +36,6 @@ CATALOG = (
         key_idea="Clients train a meta-model by first-order (or Hessian-free) MAML steps, so that one "
         "gradient step on a site's own data personalises it; evaluation adapts with that one step.",
         category="personalised",
-        also_fits=("label_skew",),
         choose_when="Sites differ and each can afford one fine-tuning step on its own data before use; "
         "good when new sites should adapt cheaply from a shared starting point.",
         paper="Fallah et al., 2020, arXiv:2002.07948",

@@ -46,7 +46,6 @@ CATALOG = (
         key_idea="Each client solves a personal problem f_i(theta) + lambda/2 ||theta - w||^2 with K inner "
         "steps per batch, its copy of the global model moves towards theta; lambda sets how far sites may differ.",
         category="personalised",
-        also_fits=("label_skew",),
         choose_when="Sites differ and each wants its own model tied to the federation's by a tunable "
         "strength; costs about K+1 forward-backward passes per batch.",
         paper="Dinh et al., 2020, arXiv:2006.08848",

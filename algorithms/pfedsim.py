@@ -36,7 +36,6 @@ CATALOG = (
         key_idea="After a FedAvg warm-up, each client's feature extractor is mixed from the clients whose "
         "classifiers are most similar (cosine), with weights -log(1 - similarity); classifiers stay personal.",
         category="personalised",
-        also_fits=("label_skew",),
         choose_when="Groups of sites share similar label mixes (e.g. two kinds of hospital) and each should "
         "learn mostly from its own group; the server keeps one model per client.",
         paper="Tan et al., 2023, arXiv:2305.15706",
