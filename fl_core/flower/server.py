@@ -193,6 +193,14 @@ class FlowerServer:
                 "algorithm_state": self.algo.get_state(), "history": self.history, "best": self.best,
                 "dropped": self.dropped, "engine": self.cfg.engine}
 
+    def _append_history(self, fresh: bool) -> None:
+        """One line per finished round, so that a watcher (S4's training_status) sees progress; the
+        final report rewrites the file with the same lines."""
+        path = Path(self.cfg.out_dir) / "history.jsonl"
+        lines = self.history if fresh or not path.exists() else self.history[-1:]
+        with open(path, "w" if fresh else "a") as f:
+            f.writelines(json.dumps(report._clean(rec)) + "\n" for rec in lines)
+
     def run(self) -> RunResult:
         """Connect, train (or resume) to the configured rounds, and write the reports."""
         cfg, algo = self.cfg, self.algo
@@ -230,6 +238,7 @@ class FlowerServer:
                 "global": ev["global"]["test"], "personal": ev["personal"]["test"],
             })
             checkpoint.save(cfg, self._state(rnd))
+            self._append_history(fresh=rnd == start + 1)
             log.info("round %d: %s %.3f, loss %.3f", rnd, cfg.early_stopping_metric, value,
                      self.history[-1]["train_loss"])
             if crash_after and rnd == crash_after:
