@@ -44,7 +44,7 @@ class FlowerOptions:
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
-            if f.type != "bool" and not getattr(self, f.name) > 0:
+            if f.name != "fork_server" and not getattr(self, f.name) > 0:
                 raise ValueError(f"FlowerOptions.{f.name} must be > 0 seconds, got {getattr(self, f.name)}")
 
 
