@@ -85,12 +85,14 @@ def main(argv: list[str] | None = None) -> int:
             central_rates.append(stats.images / stats.seconds)
         rates = {"inprocess": (max(fl_rates), eval_s, None)}
         for engine in (e for e in args.engine if e != "inprocess"):
-            rates[engine] = flower_rate(cfg.replace(engine=engine, out_dir=str(Path(tmp) / engine)), Path(tmp))
+            rates[engine] = flower_rate(cfg.replace(engine=engine, out_dir=str(Path(tmp) / engine)),
+                                        get_algorithm("fedavg"), Path(tmp))
         extra = []
         if args.fixed_cost:
             for engine in (e for e in args.engine if e != "inprocess"):
                 for tuned in (True, False) if engine == "flower-deployment" else (True,):
-                    extra.append((engine, tuned, fixed_cost(engine, Path(tmp) / f"fixed-{engine}-{tuned}", tuned)))
+                    extra.append((engine, tuned, fixed_cost(engine, get_algorithm("fedavg"),
+                                                            Path(tmp) / f"fixed-{engine}-{tuned}", tuned)))
         startups = {n: startup_seconds(n, Path(tmp) / f"startup-{n}") for n in args.startup_nodes}
         load_after = os.getloadavg()
     central = max(central_rates)

@@ -17,7 +17,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from fl_core import RunConfig, run
+from algorithms.registry import get_algorithm
+from fedagentbench.training import run
+from fl_core import RunConfig
 from fl_core.flower.launch import Federation
 from fl_core.flower.options import FlowerOptions
 from fl_core.flower.processes import group_alive
@@ -56,7 +58,7 @@ def test_flower_gives_the_in_process_weights(sites, tmp_path, engine):
         groups = _groups(fed)
         for algorithm in ALGORITHMS:
             cfg = _cfg(sites, tmp_path / algorithm, algorithm=algorithm, engine=engine)
-            got = fed.run(cfg)
+            got = fed.run(cfg, get_algorithm(algorithm))
             want = run(cfg.replace(engine="inprocess", out_dir=str(tmp_path / f"ref-{algorithm}")))
             g = torch.load(Path(got.out_dir) / "final_model.pt", weights_only=False)["global_state"]
             w = torch.load(Path(want.out_dir) / "final_model.pt", weights_only=False)["global_state"]
@@ -86,7 +88,7 @@ def test_a_site_that_never_starts_is_named(sites, tmp_path):
     with Federation("flower-deployment", sites, tmp_path / "federation", options, sites=[0]) as fed:
         groups = _groups(fed)
         with pytest.raises(RuntimeError, match=r"'site1'.* did not connect within connect_timeout=15 s"):
-            fed.run(_cfg(sites, tmp_path / "run", engine="flower-deployment"))
+            fed.run(_cfg(sites, tmp_path / "run", engine="flower-deployment"), get_algorithm("fedavg"))
     _assert_all_gone(groups)
 
 
@@ -106,7 +108,7 @@ def test_a_killed_supernode_leaves_the_run_by_min_clients(sites, tmp_path):
 
         killer = threading.Thread(target=kill_after_round_one, daemon=True)
         killer.start()
-        result = fed.run(cfg)
+        result = fed.run(cfg, get_algorithm("fedavg"))
         killer.join(5)
     assert result.rounds_completed == 3
     assert [h["sampled"] for h in result.history] == [[0, 1], [0], [0]]

@@ -12,15 +12,26 @@ import pytest
 import torch
 from flwr.app import ArrayRecord, ConfigRecord, RecordDict
 
-from algorithms.base import ServerContext
+from algorithms.registry import get_algorithm
 from fl_core import RunConfig
 from fl_core.data import load_federation
 from fl_core.engine import Engine
 from fl_core.flower import exchange as exchange_mod
 from fl_core.flower.launch import node_command, superlink_command
 from fl_core.flower.pooled import pooled_metrics, split_stats
-from fl_core.flower.records import pack, pack_into, state_from_record, state_to_record, unpack, unpack_from
-from fl_core.flower.site import SHARED_FIELDS, Site, site_summary
+from fl_core.flower.records import (
+    message_from,
+    message_into,
+    pack,
+    pack_into,
+    state_from,
+    state_from_record,
+    state_into,
+    state_to_record,
+    unpack,
+    unpack_from,
+)
+from fl_core.flower.site import SHARED_FIELDS, Site, algorithm_ref, site_summary
 from fl_core.metrics import classification_metrics
 from fl_core.testing import make_shape_folders
 
@@ -86,50 +97,65 @@ def test_pooled_metrics_of_nothing_are_nan():
 
 
 # ----------------------------------------------------------------------------------- a site = one engine client
+def _site(shapes, tmp_path, index, cfg, classes, algo):
+    shared = {k: v for k, v in cfg.to_dict().items() if k in SHARED_FIELDS}
+    return Site.create(shapes[index], index, shared, list(classes), str(tmp_path / "state"), "key",
+                       algorithm_ref(algo))
+
+
 def test_a_site_alone_loads_the_split_the_federation_gives_it(shapes, tmp_path):
     fed = load_federation(shapes, 16, 3, 0.15, 0.2, 0)
-    shared = {k: v for k, v in _cfg(shapes, tmp_path).to_dict().items() if k in SHARED_FIELDS}
-    site = Site.create(shapes[1], 1, shared, list(fed.classes), str(tmp_path / "state"))
+    site = _site(shapes, tmp_path, 1, _cfg(shapes, tmp_path), fed.classes, get_algorithm("fedavg"))
     for split in ("train", "val", "test"):
-        assert torch.equal(getattr(site.data, split).x, getattr(fed.clients[1], split).x)
-        assert torch.equal(getattr(site.data, split).y, getattr(fed.clients[1], split).y)
+        assert torch.equal(getattr(site.client, split).x, getattr(fed.clients[1], split).x)
+        assert torch.equal(getattr(site.client, split).y, getattr(fed.clients[1], split).y)
     summary = site_summary(shapes[1], 0.15, 0.2)
     assert summary["train_size"] == len(fed.clients[1].train) and summary["classes"] == ["circle", "square"]
-    # the second message of a run reads the decoded images from the site's cache
-    again = Site.create(shapes[1], 1, shared, list(fed.classes), str(tmp_path / "state"))
-    assert torch.equal(again.data.train.x, site.data.train.x) and len(list((tmp_path / "state").glob("data-*.pt"))) == 1
+    # the next message of a run reads the decoded images from the site's cache
+    again = _site(shapes, tmp_path, 1, _cfg(shapes, tmp_path), fed.classes, get_algorithm("fedavg"))
+    assert torch.equal(again.client.train.x, site.client.train.x)
+    assert len(list((tmp_path / "state").glob("data-*.pt"))) == 1
 
 
 @pytest.mark.parametrize("algorithm", ["scaffold", "fedbn", "ditto"])
-def test_a_site_trains_exactly_as_the_engine_trains_that_client(shapes, tmp_path, algorithm):
+def test_a_site_rebuilt_from_names_trains_as_the_engine_client(shapes, tmp_path, algorithm):
+    """What a SuperNode builds from the server's records (class path, hyper-parameters, label space,
+    its own folder) trains exactly as the in-process engine's client, state carried between rounds
+    through the records a ClientApp keeps in its context."""
     cfg = _cfg(shapes, tmp_path / "run", algorithm=algorithm, local_epochs=1)
-    engine = Engine(cfg, load_federation(shapes, 16, 3, 0.15, 0.2, 0))
-    shared = {k: v for k, v in cfg.to_dict().items() if k in SHARED_FIELDS}
-    site = Site.create(shapes[1], 1, shared, list(engine.data.classes), str(tmp_path / "state"))
-    server = ServerContext(1, engine.info, 2, (0, 1), engine.sizes)
+    algo = get_algorithm(algorithm)
+    engine = Engine(cfg, load_federation(shapes, 16, 3, 0.15, 0.2, 0), algo)
     engine.algo.init_server(engine.global_state, engine._server(0))
-    payload = engine.algo.configure_client(1, server)
-    saved: dict = {}
+    context = RecordDict()
     for rnd in (1, 2):  # twice, so that client state (c_i, BN layers, the personal model) carries over
-        want, _ = engine.train_client(1, rnd, server)
-        got, _, saved = site.train(rnd, engine.global_state, payload, saved, server)
-        for k in want.state:
-            assert torch.equal(got.state[k], want.state[k]), (rnd, k)
-        assert got.num_samples == want.num_samples
-        for k, v in want.payload.get("delta_c", {}).items():
-            assert torch.equal(got.payload["delta_c"][k], v)
-    assert bool(saved["local"]) == (algorithm == "fedbn")
+        site = _site(shapes, tmp_path, 1, cfg, engine.data.classes, algo)  # a fresh process per message
+        kept = state_from(context, "client")
+        if kept:
+            site.client.state, site.client.local_weights = kept
+        server = engine._server(rnd, (0, 1))
+        weights = engine.algo.client_weights(1, engine.global_state, server)
+        message = engine.algo.configure_client(1, server)
+        want = engine.clients[1].fit(rnd, weights, message).update
+        content = RecordDict()
+        message_into(content, "payload", message)
+        got = site.client.fit(rnd, state_from_record(state_to_record(weights)), message_from(content, "payload")).update
+        state_into(context, "client", site.client.state, site.client.local_weights)
+        for k in want.weights:
+            assert torch.equal(got.weights[k], want.weights[k]), (rnd, k)
+        for group, arrays in want.message.arrays.items():
+            for k, v in arrays.items():
+                assert torch.equal(got.message.arrays[group][k], v)
+    assert bool(state_from(context, "client")[1]) == (algorithm == "fedbn")  # FedBN keeps its BN layers
 
 
-def test_client_state_checkpoints_stay_with_the_site(shapes, tmp_path):
-    cfg = _cfg(shapes, tmp_path / "run")
-    shared = {k: v for k, v in cfg.to_dict().items() if k in SHARED_FIELDS}
-    site = Site.create(shapes[0], 0, shared, ["circle", "square", "triangle"], str(tmp_path / "state"))
-    for rnd in range(1, 6):
-        site.save_state(rnd, "key", {"state": {"c_i": torch.full((2,), float(rnd))}, "local": {}})
-    assert len(list((tmp_path / "state" / "run-key").glob("round-*.pt"))) == 3  # the last three rounds
-    assert float(site.load_state(4, "key")["state"]["c_i"][0]) == 4.0
-    assert site.load_state(2, "key") == {} and site.load_state(9, "other") == {}
+def test_evaluation_sends_counts_not_outputs(shapes, tmp_path):
+    fed = load_federation(shapes, 16, 3, 0.15, 0.2, 0)
+    site = _site(shapes, tmp_path, 0, _cfg(shapes, tmp_path), fed.classes, get_algorithm("fedavg"))
+    found = site.evaluate(site.client.workspace.model.state_dict(), personal=False, calibrate=False)
+    assert set(found) == {"global"} and set(found["global"]) == {"test", "val"}
+    stats = found["global"]["test"]["stats"]
+    assert int(stats["confusion"].sum()) == len(fed.clients[0].test) == found["global"]["test"]["metrics"]["n"]
+    assert "logits" not in stats and "y" not in stats
 
 
 # ----------------------------------------------------------------------------------- the exchange policy
@@ -183,16 +209,16 @@ def test_fl_node_refuses_to_run_without_tls_or_insecure(tmp_path):
     from fedagentbench.cli.fl_cmd import serve_command
 
     (tmp_path / "site").mkdir()
-    base = dict(superlink="10.0.0.1:9093", site_dir=str(tmp_path / "site"), site_index=0, state_dir=None,
-                port=9094, poll_interval=0.1, no_fork_server=False, insecure=False, root_certificates=None,
-                auth_supernode_private_key=None)
+    base = {"superlink": "10.0.0.1:9093", "site_dir": str(tmp_path / "site"), "site_index": 0, "state_dir": None,
+                "port": 9094, "poll_interval": 0.1, "no_fork_server": False, "insecure": False, "root_certificates": None,
+                "auth_supernode_private_key": None}
     with pytest.raises(UserError, match="--root-certificates"):
         cli_node(argparse.Namespace(**base))
     secure = cli_node(argparse.Namespace(**{**base, "root_certificates": "ca.pem",
                                             "auth_supernode_private_key": "node.key"}))
     assert "--insecure" not in secure and secure[secure.index("--auth-supernode-private-key") + 1] == "node.key"
-    serve = dict(host="0.0.0.0", port=9093, database=None, simulation=False, insecure=False, ssl_ca_certfile="ca",
-                 ssl_certfile="crt", ssl_keyfile="key", enable_supernode_auth=True)
+    serve = {"host": "0.0.0.0", "port": 9093, "database": None, "simulation": False, "insecure": False, "ssl_ca_certfile": "ca",
+                 "ssl_certfile": "crt", "ssl_keyfile": "key", "enable_supernode_auth": True}
     cmd = serve_command(argparse.Namespace(**serve))
     assert "--enable-supernode-auth" in cmd and "--insecure" not in cmd
     with pytest.raises(UserError, match="--ssl-ca-certfile"):

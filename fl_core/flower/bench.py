@@ -12,7 +12,9 @@ import subprocess
 import threading
 import time
 from pathlib import Path
+from typing import Self
 
+from algorithms.api import FLAlgorithm
 from fl_core.config import RunConfig
 from fl_core.flower.launch import Federation
 from fl_core.flower.options import FlowerOptions
@@ -36,7 +38,7 @@ class GroupMemory:
 
     def _loop(self) -> None:
         while not self._stop.is_set():
-            out = subprocess.run(["ps", "-eo", "pgid=,rss="], capture_output=True, text=True).stdout
+            out = subprocess.run(["ps", "-eo", "pgid=,rss="], check=False, capture_output=True, text=True).stdout
             totals: dict[int, float] = {}
             for line in out.splitlines():
                 pgid, rss = line.split()
@@ -45,7 +47,7 @@ class GroupMemory:
                 self.peak[name] = max(self.peak[name], totals.get(g, 0.0))
             self._stop.wait(self.every)
 
-    def __enter__(self) -> GroupMemory:
+    def __enter__(self) -> Self:
         self._thread.start()
         return self
 
@@ -54,23 +56,25 @@ class GroupMemory:
         self._thread.join()
 
 
-def flower_rate(cfg: RunConfig, work: Path) -> tuple[float, float, list[float]]:
-    """FedAvg images/s under ``cfg.engine`` (train exchanges only), evaluation seconds, peak RSS per node."""
-    with Federation(cfg.engine, cfg.data_dirs, work / f"federation-{cfg.engine}") as fed:
-        with GroupMemory({n: p.pid for n, p in fed.nodes.items()}) as mem:
-            result = fed.run(cfg)
+def flower_rate(cfg: RunConfig, algorithm: FLAlgorithm, work: Path) -> tuple[float, float, list[float]]:
+    """Images/s under ``cfg.engine`` (train exchanges only), evaluation seconds, peak RSS per node."""
+    with Federation(cfg.engine, cfg.data_dirs, work / f"federation-{cfg.engine}") as fed, \
+            GroupMemory({n: p.pid for n, p in fed.nodes.items()}) as mem:
+        result = fed.run(cfg, algorithm)
     images = sum(h["train_images"] for h in result.history)
     rate = images / sum(h["round_seconds"] for h in result.history)
     return rate, sum(h["eval_seconds"] for h in result.history), list(mem.peak.values())
 
 
-def fixed_cost(engine: str, work: Path, tuned: bool = True, rounds: int = 4) -> tuple[float, int]:
+def fixed_cost(engine: str, algorithm: FLAlgorithm, work: Path, tuned: bool = True,
+               rounds: int = 4) -> tuple[float, int]:
     """Mean seconds per round beyond training (rounds 2.., the first pays for warm-up), on tiny sites."""
     dirs = make_shape_folders(work / "sites", clients=2, per_class=2, size=8, seed=0)
-    cfg = RunConfig(data_dirs=tuple(dirs), image_size=8, batch_size=8, rounds=rounds, out_dir=str(work / "run"),
-                    resume=False, progress=False, engine=engine)
+    cfg = RunConfig(data_dirs=tuple(dirs), algorithm=algorithm.name, algorithm_params=algorithm.get_params(),
+                    image_size=8, batch_size=8, rounds=rounds, out_dir=str(work / "run"), resume=False,
+                    progress=False, engine=engine)
     with Federation(engine, dirs, work / "federation", FlowerOptions() if tuned else FLOWER_DEFAULTS) as fed:
-        result = fed.run(cfg)
+        result = fed.run(cfg, algorithm)
     later = result.history[1:]
     costs = [h["round_seconds"] + h["eval_seconds"] - h["train_seconds"] / max(len(h["sampled"]), 1)
              for h in later]

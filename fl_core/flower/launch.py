@@ -23,10 +23,13 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Self
 
+from algorithms.api import FLAlgorithm
 from fl_core.config import RunConfig
+from fl_core.engine import _check_matches
 from fl_core.flower.options import FlowerOptions, write_spec
 from fl_core.flower.processes import LOCALHOST, Processes, Started, free_port, venv_env, wait_http
 from fl_core.flower.server_app import ERROR_FILE
+from fl_core.flower.site import algorithm_ref
 from fl_core.flower.watchdog import PARENT_ENV
 from fl_core.result import RunResult
 
@@ -217,8 +220,13 @@ class Federation:
     def __exit__(self, *exc: object) -> None:
         self._stack.close()
 
-    def run(self, cfg: RunConfig) -> RunResult:
+    def run(self, cfg: RunConfig, algorithm: FLAlgorithm) -> RunResult:
         """Submit ``cfg`` with ``flwr run``, wait for it, and return its result.
+
+        Args:
+            cfg: the run; its ``data_dirs`` must be this federation's sites.
+            algorithm: the instance ``cfg.algorithm`` names; its class path and hyper-parameters go to
+                the ServerApp and the ClientApps, which build their own (no name is resolved here).
 
         Raises:
             RuntimeError: the run failed; the message carries the ServerApp's error (a site that
@@ -231,7 +239,8 @@ class Federation:
             raise ValueError(f"the run asks for engine {cfg.engine!r}, this federation is {self.engine!r}")
         out = Path(cfg.out_dir).resolve()
         cfg = cfg.replace(out_dir=str(out))
-        spec = write_spec(cfg, self.options, str(self.state_root))
+        _check_matches(cfg, algorithm)
+        spec = write_spec(cfg, self.options, str(self.state_root), algorithm_ref(algorithm))
         (out / ERROR_FILE).unlink(missing_ok=True)
         run_config = f'spec="{spec}"'
         if self.simulation:
@@ -255,11 +264,11 @@ class Federation:
         return _result(cfg)
 
 
-def run_flower(cfg: RunConfig, options: FlowerOptions | None = None) -> RunResult:
+def run_flower(cfg: RunConfig, algorithm: FLAlgorithm, options: FlowerOptions | None = None) -> RunResult:
     """Run ``cfg`` under ``cfg.engine`` on 127.0.0.1: start the processes, run, stop them all.
 
     The processes' logs and the nodes' state go into the run folder (so that a restart with the same
     ``out_dir`` resumes the server's and the clients' checkpoints).
     """
     with Federation(cfg.engine, cfg.data_dirs, cfg.out_dir, options) as fed:
-        return fed.run(cfg)
+        return fed.run(cfg, algorithm)

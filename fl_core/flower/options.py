@@ -48,11 +48,17 @@ class FlowerOptions:
                 raise ValueError(f"FlowerOptions.{f.name} must be > 0 seconds, got {getattr(self, f.name)}")
 
 
-def write_spec(cfg: RunConfig, options: FlowerOptions, state_root: str) -> Path:
-    """Write the run's configuration for the ServerApp into the run folder; returns the file."""
+def write_spec(cfg: RunConfig, options: FlowerOptions, state_root: str, algorithm: dict[str, Any]) -> Path:
+    """Write the run's configuration for the ServerApp into the run folder; returns the file.
+
+    Args:
+        algorithm: the algorithm's class path and hyper-parameters (``fl_core.flower.site.algorithm_ref``):
+            the ServerApp and every ClientApp build their own instance from it.
+    """
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    spec = {"config": cfg.to_dict(), "options": dataclasses.asdict(options), "state_root": state_root}
+    spec = {"config": cfg.to_dict(), "options": dataclasses.asdict(options), "state_root": state_root,
+            "algorithm": algorithm}
     target = out / SPEC_NAME
     target.write_text(json.dumps(spec, indent=2))
     return target

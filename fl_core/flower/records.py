@@ -1,11 +1,12 @@
-"""Named records: the algorithm hooks' nested dicts <-> Flower's ArrayRecord + ConfigRecord.
+"""Named records: the contract's messages and a client's state <-> Flower's ArrayRecord + ConfigRecord.
 
-Why: Flower carries no Python objects, only records of arrays and scalars. Everything an algorithm
-exchanges beyond the weights (SCAFFOLD's ``c`` and ``delta_c``, prototypes, statistics, per-round
-settings) and everything a client keeps (control variates, personal layers, a personal model) is a
-nested dict whose leaves are tensors or plain values. :func:`pack` flattens such a dict into one
-ArrayRecord (tensors, under ``a/b/c`` paths) and one ConfigRecord (every other leaf as JSON, plus the
-shape of the tree), and :func:`unpack` rebuilds it exactly (dtype, shape, key order, empty dicts).
+The contract (``algorithms.api.Message``) is already record-shaped: each named array group becomes
+one ArrayRecord ``<prefix>.<group>`` and the scalar config one ConfigRecord ``<prefix>.config``
+(:func:`message_into` / :func:`message_from`). So everything an algorithm exchanges beyond the
+weights (SCAFFOLD's ``c`` and ``delta_c``, prototypes, statistics, per-round settings) travels as
+named records, and a client's state (control variates, personal layers, a personal model) is kept
+the same way in the ClientApp's context state (:func:`state_into` / :func:`state_from`).
+:func:`pack` / :func:`unpack` carry a nested dict of tensors and plain values (the evaluation counts).
 """
 
 from __future__ import annotations
@@ -17,7 +18,10 @@ import numpy as np
 import torch
 from flwr.app import Array, ArrayRecord, ConfigRecord, RecordDict
 
-__all__ = ["SEP", "pack", "pack_into", "state_from_record", "state_to_record", "unpack", "unpack_from"]
+from algorithms.api import Message
+
+__all__ = ["SEP", "message_from", "message_into", "pack", "pack_into", "state_from", "state_from_record",
+           "state_into", "state_to_record", "unpack", "unpack_from"]
 
 SEP = "/"
 _TREE = "__tree__"
@@ -90,3 +94,46 @@ def state_to_record(state: dict[str, torch.Tensor]) -> ArrayRecord:
 def state_from_record(record: ArrayRecord, device: torch.device | str = "cpu") -> dict[str, torch.Tensor]:
     """Inverse of :func:`state_to_record`."""
     return {k: torch.from_numpy(np.array(a.numpy(), copy=True)).to(device) for k, a in record.items()}
+
+
+_GROUPS = "__groups__"
+_LOCAL = "__local_weights__"
+
+
+def message_into(content: RecordDict, prefix: str, message: Message) -> None:
+    """Store a contract message as one ArrayRecord per named group plus one ConfigRecord."""
+    for group, arrays in message.arrays.items():
+        content[f"{prefix}.{group}"] = state_to_record(arrays)
+    content[f"{prefix}.config"] = ConfigRecord({**message.config, _GROUPS: json.dumps(list(message.arrays))})
+
+
+def message_from(content: RecordDict, prefix: str, device: torch.device | str = "cpu") -> Message:
+    """Inverse of :func:`message_into` (an empty message when ``prefix`` is absent)."""
+    if f"{prefix}.config" not in content:
+        return Message()
+    config = dict(content.config_records[f"{prefix}.config"])
+    groups = json.loads(str(config.pop(_GROUPS)))
+    arrays = {g: state_from_record(content.array_records[f"{prefix}.{g}"], device) for g in groups}
+    return Message(arrays=arrays, config=config)
+
+
+def state_into(content: RecordDict, prefix: str, state: dict[str, Any], local: dict[str, torch.Tensor]) -> None:
+    """A client's persistent state (named arrays or scalars) and its local weights, as records."""
+    for key in [k for k in content if k.startswith(f"{prefix}.")]:
+        del content[key]
+    arrays = {k: v for k, v in state.items() if isinstance(v, dict)}
+    scalars = {k: v for k, v in state.items() if not isinstance(v, dict)}
+    message_into(content, prefix, Message(arrays={**arrays, _LOCAL: local},
+                                          config={**scalars, "__order__": json.dumps(list(state))}))
+
+
+def state_from(content: RecordDict, prefix: str, device: torch.device | str = "cpu"
+               ) -> tuple[dict[str, Any], dict[str, torch.Tensor]] | None:
+    """Inverse of :func:`state_into`; ``None`` when the context holds no state yet."""
+    if f"{prefix}.config" not in content:
+        return None
+    msg = message_from(content, prefix, device)
+    local = msg.arrays.pop(_LOCAL)
+    order = json.loads(str(msg.config.pop("__order__")))
+    merged = {**msg.arrays, **msg.config}
+    return {k: merged[k] for k in order}, local

@@ -21,17 +21,17 @@ import torch
 from flwr.app import ConfigRecord, Message, RecordDict
 from flwr.serverapp import Grid
 
-from algorithms.base import ClientUpdate, ServerContext
-from algorithms.registry import get_algorithm
+from algorithms.api import ClientUpdate, FLAlgorithm, ServerContext
 from fl_core import checkpoint, report
+from fl_core.client import Workspace
 from fl_core.config import RunConfig
 from fl_core.engine import CRASH_ENV, sample_clients
 from fl_core.flower import protocol as P
 from fl_core.flower.exchange import Exchange, SiteFailure, exchange
 from fl_core.flower.options import FlowerOptions
 from fl_core.flower.pooled import pooled_metrics
-from fl_core.flower.records import pack_into, state_from_record, state_to_record, unpack_from
-from fl_core.flower.site import SHARED_FIELDS
+from fl_core.flower.records import message_from, message_into, state_from_record, state_to_record, unpack_from
+from fl_core.flower.site import SHARED_FIELDS, algorithm_ref
 from fl_core.metrics import mean_metrics
 from fl_core.models import clone_state, create_model, model_info
 from fl_core.result import RunResult
@@ -47,9 +47,10 @@ _NAN_METRICS = {k: math.nan for k in ("accuracy", "balanced_accuracy", "macro_f1
 class FlowerServer:
     """One run over the SuperNodes that ``grid`` reaches."""
 
-    def __init__(self, grid: Grid, cfg: RunConfig, options: FlowerOptions) -> None:
+    def __init__(self, grid: Grid, cfg: RunConfig, options: FlowerOptions, algorithm: FLAlgorithm) -> None:
         self.grid, self.cfg, self.opt = grid, cfg, options
-        self.algo = get_algorithm(cfg.algorithm, **cfg.algorithm_params)
+        self.algo = algorithm
+        self.personal_seen = False
         self.site_names = tuple(Path(d).name for d in cfg.data_dirs)
         self.nodes: dict[int, int] = {}  # site index -> node id
         self.dropped: dict[int, str] = {}  # site index -> why it left the run
@@ -58,13 +59,12 @@ class FlowerServer:
         self.run_key = cfg.fingerprint()
 
     # ------------------------------------------------------------------ messages
-    def _run_record(self, rnd: int, sampled: tuple[int, ...] = (), resume_round: int = 0) -> ConfigRecord:
+    def _run_record(self, rnd: int, resume_round: int, **extra: bool | int) -> ConfigRecord:
         shared = {k: v for k, v in self.cfg.to_dict().items() if k in SHARED_FIELDS}
         return ConfigRecord({
             P.ROUND: rnd, P.SHARED: json.dumps(shared), P.CLASSES: json.dumps(list(self.classes)),
-            P.NUM_CLIENTS: len(self.site_names), P.SAMPLED: json.dumps(list(sampled)),
-            P.CLIENT_SIZES: json.dumps(list(self.sizes)), P.RUN_KEY: self.run_key, P.RESUME_ROUND: resume_round,
-            P.VAL_FRACTION: self.cfg.val_fraction, P.TEST_FRACTION: self.cfg.test_fraction,
+            P.ALGORITHM: json.dumps(algorithm_ref(self.algo)), P.RUN_KEY: self.run_key,
+            P.RESUME_ROUND: resume_round, **extra,
         })
 
     def _names(self, sites: Any) -> str:
@@ -124,52 +124,64 @@ class FlowerServer:
         if len(self.classes) < 2:
             raise ValueError(f"only one class ({self.classes}) across all clients; classification needs >= 2")
         self.sizes = tuple(int(infos[s][P.SITE_TRAIN_SIZE]) for s in sorted(infos))
-        torch.manual_seed(derive_seed(self.cfg.seed, 0))
+        torch.manual_seed(derive_seed(self.cfg.seed, 0))  # the in-process engine's init, in its order
         model = create_model(self.cfg.model, len(self.classes), self.cfg.in_chans, self.cfg.global_pool)
-        self.info = model_info(model, len(self.classes))
-        self.global_state = clone_state(model.state_dict())
+        template = self.algo.build_model(model).to(torch.device(self.cfg.device))
+        self.info = model_info(template, len(self.classes))
+        self.local_keys = self.algo.local_keys(self.info)
+        self.workspace = Workspace(template)
+        self.global_state = clone_state(template.state_dict())
         log.info("all %d sites connected; label space %s", len(self.nodes), self.classes)
 
-    def _server(self, rnd: int, sampled: tuple[int, ...] = ()) -> ServerContext:
-        return ServerContext(rnd, self.info, len(self.site_names), sampled, self.sizes)
+    def _server(self, rnd: int, sampled: tuple[int, ...] = (), stage: int = 0) -> ServerContext:
+        return ServerContext(rnd, self.info, len(self.site_names), sampled, self.sizes, stage,
+                             self.workspace.trainable)
 
     # ------------------------------------------------------------------ one round
-    def train_round(self, rnd: int, resume_round: int) -> tuple[list[ClientUpdate], dict[str, float]]:
-        sampled = tuple(sample_clients(len(self.site_names), self.cfg.fraction_fit, self.cfg.min_clients,
-                                       self.cfg.seed, rnd))
-        sampled = tuple(s for s in sampled if s not in self.dropped)
-        server = self._server(rnd, sampled)
-        contents = {}
-        for s in sampled:
-            c = RecordDict({P.GLOBAL: state_to_record(self.global_state),
-                            P.RUN: self._run_record(rnd, sampled, resume_round)})
-            pack_into(c, P.PAYLOAD, self.algo.configure_client(s, server))
-            contents[s] = c
-        ex = self._send("train", contents, rnd)
-        updates, totals = [], {"images": 0, "seconds": 0.0, "loss_sum": 0.0}
-        for s in sorted(ex.replies):
-            content = ex.replies[s].content
-            m = content.metric_records[P.TRAIN]
-            updates.append(ClientUpdate(s, state_from_record(content.array_records[P.UPDATE]), int(m["num_samples"]),
-                                        unpack_from(content, P.UPLOAD), float(m["train_loss"])))
-            for k in totals:
-                totals[k] += m[k]
-        self.global_state = self.algo.aggregate(self.global_state, updates, self._server(rnd, tuple(sorted(ex.replies))))
-        return updates, totals
+    def train_round(self, rnd: int, resume_round: int) -> tuple[list[int], dict[str, float]]:
+        """Every stage of round ``rnd`` (as ``Engine.train_round``), with messages to the sampled sites."""
+        algo = self.algo
+        sampled = tuple(s for s in sample_clients(len(self.site_names), self.cfg.fraction_fit, self.cfg.min_clients,
+                                                  self.cfg.seed, rnd) if s not in self.dropped)
+        totals = {"images": 0, "seconds": 0.0, "loss_sum": 0.0}
+        trained: set[int] = set()
+        for stage, group in enumerate(algo.stages(self._server(rnd, sampled))):
+            server = self._server(rnd, sampled, stage)
+            contents = {}
+            for s in (g for g in group if g not in self.dropped):
+                c = RecordDict({P.GLOBAL: state_to_record(algo.client_weights(s, self.global_state, server)),
+                                P.RUN: self._run_record(rnd, resume_round, **{P.STAGE: stage})})
+                message_into(c, P.PAYLOAD, algo.configure_client(s, server))
+                contents[s] = c
+            ex = self._send("train", contents, rnd)
+            updates: list[ClientUpdate] = []
+            for s in sorted(ex.replies):
+                content = ex.replies[s].content
+                m = content.metric_records[P.TRAIN]
+                updates.append(ClientUpdate(s, state_from_record(content.array_records[P.UPDATE], self.cfg.device),
+                                            int(m["num_samples"]), message_from(content, P.UPLOAD, self.cfg.device),
+                                            float(m["train_loss"])))
+                self.personal_seen = self.personal_seen or bool(m["has_personal"])
+                for k in totals:
+                    totals[k] += m[k]
+                trained.add(s)
+            self.global_state = algo.aggregate(self.global_state, updates, server)
+        return sorted(trained), totals
 
     def evaluate_round(self, rnd: int, resume_round: int) -> dict[str, Any]:
+        """Every remaining site evaluates the global (and personalised) model; the server pools the counts."""
+        personal = bool(self.local_keys) or self.personal_seen
+        flags = {P.PERSONAL: personal, P.CALIBRATE: self.cfg.bn_calibration == "local"}
         sites = [s for s in range(len(self.site_names)) if s not in self.dropped]
         contents = {s: RecordDict({P.GLOBAL: state_to_record(self.global_state),
-                                   P.RUN: self._run_record(rnd, (), resume_round)}) for s in sites}
+                                   P.RUN: self._run_record(rnd, resume_round, **flags)}) for s in sites}
         ex = self._send("evaluate", contents, rnd)
         found = {s: unpack_from(r.content, P.EVAL) for s, r in ex.replies.items()}
-        has_personal = any("personal" in f for f in found.values())
         out = {}
-        for model in ("global", "personal") if has_personal else ("global",):
+        for model in ("global", "personal") if personal else ("global",):
             out[model] = {}
             for split in ("test", "val"):
-                blocks = [found[s].get(model, found[s]["global"])[split] if s in found else None
-                          for s in range(len(self.site_names))]
+                blocks = [found[s][model][split] if s in found else None for s in range(len(self.site_names))]
                 per_client = [b["metrics"] if b else dict(_NAN_METRICS) for b in blocks]
                 out[model][split] = {"overall": pooled_metrics([b["stats"] for b in blocks if b]),
                                      "client_mean": mean_metrics([m for m in per_client if m["n"]]),
@@ -191,7 +203,7 @@ class FlowerServer:
     def _state(self, rnd: int) -> dict[str, Any]:
         return {"fingerprint": self.cfg.fingerprint(), "round": rnd, "global_state": self.global_state,
                 "algorithm_state": self.algo.get_state(), "history": self.history, "best": self.best,
-                "dropped": self.dropped, "engine": self.cfg.engine}
+                "dropped": self.dropped, "engine": self.cfg.engine, "personal_seen": self.personal_seen}
 
     def _append_history(self, fresh: bool) -> None:
         """One line per finished round, so that a watcher (S4's training_status) sees progress; the
@@ -215,6 +227,7 @@ class FlowerServer:
             self.global_state = ckpt["global_state"]
             algo.set_state(ckpt["algorithm_state"])
             self.history, self.best, self.dropped = ckpt["history"], ckpt["best"], ckpt["dropped"]
+            self.personal_seen = bool(ckpt.get("personal_seen", False))
             log.info("resuming %s after round %d", cfg.out_dir, start)
         else:
             algo.init_server(self.global_state, self._server(0))
@@ -223,7 +236,7 @@ class FlowerServer:
             if self.best["stopped"]:
                 break
             t_round = time.perf_counter()
-            updates, totals = self.train_round(rnd, start)
+            trained, totals = self.train_round(rnd, start)
             t_eval = time.perf_counter()
             ev = self.evaluate_round(rnd, start)
             value = ev[algo.primary_model]["val"]["overall"][cfg.early_stopping_metric]
@@ -231,7 +244,7 @@ class FlowerServer:
             self.best["stopped"] = stop
             images = int(totals["images"])
             self.history.append({
-                "round": rnd, "sampled": [u.client_id for u in updates],
+                "round": rnd, "sampled": trained,
                 "train_loss": totals["loss_sum"] / images if images else float("nan"),
                 "train_images": images, "train_seconds": totals["seconds"], "round_seconds": t_eval - t_round,
                 "eval_seconds": time.perf_counter() - t_eval, "val_metric": value,

@@ -16,6 +16,7 @@ from flwr.serverapp import Grid, ServerApp
 
 from fl_core.flower.options import load_spec
 from fl_core.flower.server import FlowerServer
+from fl_core.flower.site import build_algorithm
 
 __all__ = ["ERROR_FILE", "app"]
 
@@ -30,11 +31,11 @@ def main(grid: Grid, context: Context) -> None:
     logging.basicConfig(level=logging.INFO)
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per poll otherwise
     spec = Path(str(context.run_config["spec"]))
-    cfg, options, _ = load_spec(spec)
+    cfg, options, raw = load_spec(spec)
     error = Path(cfg.out_dir) / ERROR_FILE
     error.unlink(missing_ok=True)
     try:
-        FlowerServer(grid, cfg, options).run()
+        FlowerServer(grid, cfg, options, build_algorithm(raw["algorithm"])).run()
     except BaseException as exc:
         error.write_text(f"{type(exc).__name__}: {exc}\n\n{traceback.format_exc()}")
         raise

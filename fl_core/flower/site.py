@@ -1,17 +1,19 @@
-"""One hospital's half of a distributed run: its data, its model copy, its algorithm hooks, its state.
+"""One hospital's half of a distributed run: the contract's :class:`fl_core.client.SiteClient`, built
+in the SuperNode's process from the site's own folder and the settings the server sent.
 
-This is what a SuperNode's ClientApp does with a message, with no Flower type in it: it trains and
-evaluates exactly as :class:`fl_core.engine.Engine` does for one client (same seeds, same hooks, same
-batch loop), so the weights that come back equal the in-process engine's. The client's persistent
-state (control variates, personal layers, a personal model) lives here, on the client's side: it is
-kept in the ClientApp's context between messages and checkpointed to the site's own state folder,
-and the server never holds it.
+Nothing here trains or evaluates: :class:`~fl_core.client.SiteClient` does, exactly as for the
+in-process engine (same seeds, same hooks, same batch loop), so the weights that come back equal
+the in-process engine's. What this module adds is what a separate process needs: the algorithm
+instance rebuilt from its class path and hyper-parameters (as ``fl_core.transport.fresh_instance``
+does), the model built as the engine builds it, the site's images decoded once per run into a cache
+in its own state folder, the sufficient statistics of its evaluation (no example-level output
+leaves the site), and the client's state restored between messages.
 """
 
 from __future__ import annotations
 
-import copy
 import hashlib
+import importlib
 import json
 import logging
 import os
@@ -21,17 +23,17 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
 
-from algorithms.base import PERSONAL_STATE, ClientContext, ClientUpdate, FLAlgorithm, ServerContext
-from algorithms.registry import get_algorithm
+from algorithms.api import FLAlgorithm
+from fl_core.client import SiteClient, Workspace
 from fl_core.config import RunConfig
 from fl_core.data import ClientData, list_site, load_site, stratified_split
 from fl_core.flower.pooled import split_stats
-from fl_core.models import ModelInfo, clone_state, create_model, load_state, model_info
-from fl_core.training import PhaseStats, calibrate_batchnorm, derive_seed, evaluate, run_phase
+from fl_core.metrics import classification_metrics
+from fl_core.models import create_model, model_info
+from fl_core.training import derive_seed
 
-__all__ = ["SHARED_FIELDS", "Site", "site_summary"]
+__all__ = ["SHARED_FIELDS", "Site", "algorithm_ref", "build_algorithm", "site_summary"]
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +42,22 @@ log = logging.getLogger(__name__)
 SHARED_FIELDS = ("algorithm", "algorithm_params", "model", "global_pool", "image_size", "in_chans",
                  "local_epochs", "batch_size", "lr", "optimizer", "momentum", "weight_decay", "seed",
                  "val_fraction", "test_fraction", "bn_calibration", "num_threads", "device")
-_KEEP_STATE_FILES = 3
+
+
+def algorithm_ref(algorithm: FLAlgorithm) -> dict[str, Any]:
+    """What another process needs to build the same algorithm: its class path and hyper-parameters."""
+    cls = type(algorithm)
+    return {"class": f"{cls.__module__}:{cls.__qualname__}", "params": algorithm.get_params()}
+
+
+def build_algorithm(ref: dict[str, Any]) -> FLAlgorithm:
+    """A fresh instance from :func:`algorithm_ref`'s output (the site's installed copy of the module)."""
+    module, _, name = str(ref["class"]).partition(":")
+    cls = getattr(importlib.import_module(module), name)
+    algo = cls(**ref["params"])
+    if not isinstance(algo, FLAlgorithm):
+        raise TypeError(f"{ref['class']} is not an FLAlgorithm")
+    return algo
 
 
 def site_summary(site_dir: str, val_fraction: float, test_fraction: float) -> dict[str, Any]:
@@ -58,41 +75,42 @@ def site_summary(site_dir: str, val_fraction: float, test_fraction: float) -> di
 
 @dataclass
 class Site:
-    """A client's runtime for one message: built from its node config and the server's settings.
+    """A client's runtime for one message, built from its node config and the server's settings.
 
     Attributes:
         cfg: the run's shared settings with this site's own folder as the only data dir.
         index: the site's position in the federation (seeds and splits derive from it).
         classes: the federation's label space, as the server sent it.
-        state_dir: the site's own folder for checkpoints of its state and its decoded-image cache.
+        state_dir: the site's own folder (image cache, state checkpoints).
+        run_key: the server run's fingerprint: this site's checkpoints of that run live under it.
+        algorithm: :func:`algorithm_ref` of the run's algorithm.
     """
 
     cfg: RunConfig
     index: int
     classes: tuple[str, ...]
     state_dir: Path
+    run_key: str
+    algorithm: dict[str, Any]
 
     @classmethod
-    def create(cls, site_dir: str, index: int, shared: dict[str, Any], classes: list[str],
-               state_dir: str) -> Site:
+    def create(cls, site_dir: str, index: int, shared: dict[str, Any], classes: list[str], state_dir: str,
+               run_key: str, algorithm: dict[str, Any]) -> Site:
         cfg = RunConfig(data_dirs=(site_dir,), progress=False, **shared)
-        return cls(cfg, index, tuple(classes), Path(state_dir))
+        return cls(cfg, index, tuple(classes), Path(state_dir), run_key, algorithm)
 
     def __post_init__(self) -> None:
         torch.set_num_threads(self.cfg.num_threads)
-        self.device = torch.device(self.cfg.device)
-        self.algo: FLAlgorithm = get_algorithm(self.cfg.algorithm, **self.cfg.algorithm_params)
+        algo = build_algorithm(self.algorithm)
         torch.manual_seed(derive_seed(self.cfg.seed, 0))  # the engine's architecture and init seed
-        self.model = create_model(self.cfg.model, len(self.classes), self.cfg.in_chans,
-                                  self.cfg.global_pool).to(self.device)
-        self.eval_model = copy.deepcopy(self.model)
-        self.info: ModelInfo = model_info(self.model, len(self.classes))
-        self.local_keys = self.algo.local_keys(self.info)
-        self.data = self._load_data()
-        self.train_split = self.data.train.to(self.device)
+        model = create_model(self.cfg.model, len(self.classes), self.cfg.in_chans, self.cfg.global_pool)
+        template = algo.build_model(model).to(torch.device(self.cfg.device))
+        info = model_info(template, len(self.classes))
+        self.client = SiteClient(self.index, self._load_data(), len(self.classes), algo, self.cfg, info,
+                                 Workspace(template), self.state_dir / f"run-{self.run_key}")
 
-    # ------------------------------------------------------------------ data (decoded once per run)
     def _load_data(self) -> ClientData:
+        """The site's splits, decoded once per run and cached in its state folder."""
         c = self.cfg
         items = list_site(c.data_dirs[0])
         key = json.dumps([c.data_dirs[0], self.classes, self.index, c.image_size, c.in_chans, c.val_fraction,
@@ -103,114 +121,18 @@ class Site:
         data = load_site(c.data_dirs[0], self.classes, self.index, c.image_size, c.in_chans,
                          c.val_fraction, c.test_fraction, c.seed, items)
         self.state_dir.mkdir(parents=True, exist_ok=True)
-        tmp = cache.with_suffix(".tmp")
+        tmp = cache.with_suffix(f".{os.getpid()}.tmp")
         torch.save(data, tmp)
         os.replace(tmp, cache)
         return data
 
-    def _frozen(self, state: dict[str, torch.Tensor]) -> nn.Module:
-        m = copy.deepcopy(self.eval_model)
-        load_state(m, state)
-        m.eval()
-        for p in m.parameters():
-            p.requires_grad_(False)
-        return m
-
-    # ------------------------------------------------------------------ training (Engine.train_client)
-    def train(self, rnd: int, global_state: dict[str, torch.Tensor], payload: dict[str, Any],
-              saved: dict[str, Any], server: ServerContext) -> tuple[ClientUpdate, PhaseStats, dict[str, Any]]:
-        """One local round; returns the update, its statistics and the client's new saved state.
-
-        Args:
-            saved: ``{"state": <the algorithm's client dict>, "local": <local keys' weights>}`` as the
-                previous round left it (empty on the first round).
-        """
-        cfg, algo, cid = self.cfg, self.algo, self.index
-        state: dict[str, Any] = _to(saved.get("state", {}), self.device)
-        local: dict[str, torch.Tensor] = _to(saved.get("local", {}), self.device)
-        torch.manual_seed(derive_seed(cfg.seed, rnd, cid, 1))
-        gen = torch.Generator().manual_seed(derive_seed(cfg.seed, rnd, cid, 2))
-        received = {**_to(global_state, self.device), **local}
-        load_state(self.model, received)
-        ctx = ClientContext(
-            client_id=cid, round=rnd, info=self.info, global_state=received, payload=_to(payload, self.device),
-            state=state, num_samples=len(self.train_split),
-            label_counts=self.data.label_counts(len(self.classes)), local_epochs=cfg.local_epochs,
-            lr=cfg.lr, make_model=self._frozen,
-        )
-        algo.begin_client(ctx)
-        stats = PhaseStats()
-        for phase in algo.local_phases(ctx):
-            if phase.model == "personal":
-                personal = self._frozen(ctx.state.get(PERSONAL_STATE, received))
-                personal.requires_grad_(True)
-                stats.add(run_phase(personal, self.train_split, phase, algo, ctx, cfg, gen))
-                ctx.state[PERSONAL_STATE] = clone_state(personal.state_dict())
-            else:
-                stats.add(run_phase(self.model, self.train_split, phase, algo, ctx, cfg, gen))
-        upload = algo.end_client(ctx, self.model)
-        trained = self.model.state_dict()
-        if self.local_keys:
-            local = {k: trained[k].detach().clone() for k in self.local_keys}
-        shared = {k: v.detach().clone() for k, v in trained.items() if k not in self.local_keys}
-        update = ClientUpdate(cid, shared, len(self.train_split), upload, stats.mean_loss)
-        return update, stats, {"state": ctx.state, "local": local}
-
-    # ------------------------------------------------------------------ evaluation (Engine.evaluate_round)
-    def evaluate(self, global_state: dict[str, torch.Tensor], saved: dict[str, Any]) -> dict[str, Any]:
-        """The global and (when this client has one) personalised model on the val and test splits.
-
-        Returns per model and split the client's own metrics and the sufficient statistics for the
-        pooled ones (:mod:`fl_core.flower.pooled`): no example-level output leaves the client.
-        """
-        glob = _to(global_state, self.device)
-        out = {"global": self._eval(glob, calibrate=self.cfg.bn_calibration == "local")}
-        state, local = saved.get("state", {}), saved.get("local", {})
-        if self.local_keys or PERSONAL_STATE in state:
-            pers = self.algo.personalised_state(glob, _to(state, self.device), _to(local, self.device))
-            out["personal"] = self._eval(pers)
+    def evaluate(self, global_state: dict[str, torch.Tensor], personal: bool, calibrate: bool) -> dict[str, Any]:
+        """The client's metrics and pooled-metric counts, ``[model][split]`` (never the logits)."""
+        groups = self.client.evaluate(global_state, personal, calibrate).arrays
+        out: dict[str, dict[str, Any]] = {}
+        for name, g in groups.items():
+            model, split = name.split("/")
+            y, logits = g["y"].numpy(), g["logits"].numpy()
+            out.setdefault(model, {})[split] = {"metrics": classification_metrics(y, logits),
+                                                "stats": split_stats(y, logits, len(self.classes))}
         return out
-
-    def _eval(self, state: dict[str, torch.Tensor], calibrate: bool = False) -> dict[str, Any]:
-        load_state(self.eval_model, state)
-        if calibrate:
-            calibrate_batchnorm(self.eval_model, self.train_split)
-        found = {}
-        for name, split in (("test", self.data.test), ("val", self.data.val)):
-            split = split.to(self.device)
-            metrics, logits = evaluate(self.eval_model, split)
-            found[name] = {"metrics": metrics,
-                           "stats": split_stats(split.y.cpu().numpy(), logits, len(self.classes))}
-        return found
-
-    # ------------------------------------------------------------------ client-side checkpoints
-    def save_state(self, rnd: int, run_key: str, saved: dict[str, Any]) -> None:
-        """Write the client's state after round ``rnd`` to its own folder (for a restart of the run)."""
-        folder = self.state_dir / f"run-{run_key}"
-        folder.mkdir(parents=True, exist_ok=True)
-        target = folder / f"round-{rnd:05d}.pt"
-        tmp = target.with_suffix(".tmp")
-        torch.save(_to(saved, torch.device("cpu")), tmp)
-        os.replace(tmp, target)
-        for old in sorted(folder.glob("round-*.pt"))[:-_KEEP_STATE_FILES]:
-            old.unlink()
-
-    def load_state(self, resume_round: int, run_key: str) -> dict[str, Any]:
-        """The state this client saved after its last trained round <= ``resume_round`` ({} if none)."""
-        folder = self.state_dir / f"run-{run_key}"
-        found = [p for p in sorted(folder.glob("round-*.pt")) if int(p.stem.split("-")[1]) <= resume_round]
-        if not found:
-            return {}
-        return torch.load(found[-1], map_location="cpu", weights_only=False)
-
-
-def _to(obj: Any, device: torch.device) -> Any:
-    if isinstance(obj, torch.Tensor):
-        return obj.to(device)
-    if isinstance(obj, dict):
-        return {k: _to(v, device) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [_to(v, device) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return torch.from_numpy(obj).to(device)
-    return obj
