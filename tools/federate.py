@@ -272,7 +272,8 @@ def _metrics(m: dict[str, Any]) -> dict[str, Any]:
 def _report(job_id: str, sites: list[str], s: dict[str, Any]) -> dict[str, Any]:
     """The summary without paths: client folders are replaced by site ids."""
     primary = s["personal"] if s["primary_model"] == "personal" else s["global"]
-    out = {"job_id": job_id, "algorithm": s["config"]["algorithm"], "classes": s["classes"],
+    out = {"job_id": job_id, "algorithm": s["config"]["algorithm"], "engine": s.get("engine", "inprocess"),
+           "classes": s["classes"],
            "rounds_completed": s["rounds_completed"], "stopped_early": s["stopped_early"],
            "best_round": s["best_round"], "primary_model": s["primary_model"],
            "final_test": _metrics(s["final"]),
