@@ -79,7 +79,8 @@ class Started:
 
     def tail(self, lines: int = 15) -> str:
         """The last lines of its log (for error messages)."""
-        self.log_file.flush()
+        if not self.log_file.closed:
+            self.log_file.flush()
         text = self.log_path.read_text(errors="replace").splitlines()
         return "\n".join(text[-lines:])
 
