@@ -218,6 +218,8 @@ def make_training_tools(client_dirs: dict[str, Path], out_dir: Path, defaults: d
         hist = job.history()
         out: dict[str, Any] = {"job_id": job_id, "state": job.state, "rounds_done": len(hist),
                                "rounds_planned": job.rounds,
+                               # a Flower job spends its first minute starting processes before round 1
+                               "elapsed_seconds": int(time.time() - job.record.started) if job.record.started else None,
                                "recent_rounds": [{"round": h["round"], "val_metric": _r(h.get("val_metric")),
                                                   "train_loss": _r(h.get("train_loss")),
                                                   "test_balanced_accuracy": _r(h["global"]["overall"].get(
