@@ -115,3 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     for n, secs in startups.items():
         print(f"start-up, SuperLink + {n} SuperNodes registered: {secs:.1f} s")
     return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
