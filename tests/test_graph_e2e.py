@@ -62,7 +62,7 @@ def test_s4_can_train_on_flower_processes(built_envs, tmp_path):
 
     built = built_envs("dermatoscopy")
     env = private_env(built, tmp_path)
-    state, scores = _run(built, env, tmp_path / "run", TASK["dermatoscopy"],
+    _state, scores = _run(built, env, tmp_path / "run", TASK["dermatoscopy"],
                          {"rounds": 1, "local_epochs": 1, "baselines": False, "engine": "flower-deployment"})
     failed = {r: s.explanation for r, s in scores.items() if not s.passed}
     assert not failed, failed
