@@ -30,6 +30,7 @@ Round life cycle (every hook has the FedAvg answer by default)::
                 for each batch: loss = local_loss(ctx, model, batch); backward;
                                 after_backward(ctx, model); optimizer step      (train)
                 for each batch: observe(ctx, model, batch)  # no grad, eval mode  (observe)
+                after_phase(ctx, model)
             reply = end_client(ctx, model)                   # extras to upload
             --- back on the server ---
         global_state = aggregate(global_state, updates, server)   # combine (mean) -> server_update
@@ -139,6 +140,8 @@ class Phase:
         kind: ``"train"`` (gradient steps with :meth:`FLAlgorithm.local_loss`) or ``"observe"``
             (eval mode, no gradients, in data order; :meth:`FLAlgorithm.observe` sees every batch:
             feature statistics, prototypes, Fisher traces after training).
+        max_steps: stop a train phase after this many optimizer steps (``None``: all ``epochs``);
+            Per-FedAvg's one-step adaptation is ``Phase(epochs=1, max_steps=1)``.
     """
 
     epochs: int
@@ -146,6 +149,7 @@ class Phase:
     model: Literal["global", "personal"] = "global"
     lr: float | None = None
     kind: Literal["train", "observe"] = "train"
+    max_steps: int | None = None
 
 
 @dataclass
@@ -423,11 +427,26 @@ class FLAlgorithm:
         """Called on every batch of an ``"observe"`` phase (no gradients): accumulate statistics
         in ``ctx.scratch`` or ``ctx.state`` and upload them from :meth:`end_client`."""
 
+    def after_phase(self, ctx: ClientContext, model: nn.Module) -> None:
+        """Called after each local phase with the model it ran on (default: nothing). A method may
+        change that model's weights here, e.g. FedFomo replaces them by its first-order combination
+        of the peers' models after an observe pass has scored them."""
+
     def end_client(self, ctx: ClientContext, model: nn.Module) -> Message:
         """Called after local training with the trained model; returns extras to upload."""
         return Message()
 
     # ----------------------------------------------------------------- evaluation (on the client)
+    def adapt_phases(self, ctx: ClientContext) -> list[Phase]:
+        """Training a client runs on a copy of its personalised weights right before evaluating them
+        (default: none). Per-FedAvg's one adaptation step from the current global model goes here.
+
+        ``ctx.global_state`` is the model to adapt (the :meth:`personalised_state`), ``ctx.state``
+        a throw-away copy of the client's state and ``ctx.round`` is 0: nothing of the adaptation
+        persists or is sent; :meth:`local_loss` and :meth:`after_backward` are called as in training.
+        """
+        return []
+
     def personalised_state(
         self, global_state: StateDict, client_state: dict[str, Any], local_state: StateDict
     ) -> StateDict:

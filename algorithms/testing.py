@@ -160,7 +160,7 @@ def check_aggregation_order_invariant(name: str, algo: FLAlgorithm) -> None:
 
 def check_state_dict_shapes_kept(name: str, algo: FLAlgorithm) -> None:
     engine, _ = run_engine(algo, dummy_federation(), rounds=1)
-    ref = dummy_state(0)
+    ref = algo.build_model(create_model("tiny_cnn", 3)).state_dict()  # a wrapper's keys (FedSR, Floco) count
     states = [engine.global_state] + [
         algo.personalised_state(engine.global_state, engine.client_states[i], engine.local_states.get(i, {}))
         for i in range(len(engine.data.clients))]

@@ -32,12 +32,21 @@ def run(config: RunConfig, algorithm: FLAlgorithm, baselines: bool = False, tran
         algorithm: the instance ``config.algorithm`` names (with ``config.algorithm_params``).
         baselines: also train local-only and pooled baselines on the same splits and model; their
             results go to ``result.baselines`` and ``summary.json``.
-        transport: ``"direct"`` or ``"serialising"`` (see :mod:`fl_core.transport`).
+        transport: ``"direct"`` or ``"serialising"`` (see :mod:`fl_core.transport`); in-process only.
+
+    ``config.engine`` picks the runtime: in this process (default), or Flower's simulation runtime or
+    a loopback deployment (a SuperLink and one SuperNode process per site), see ``fl_core.flower``.
     """
     from fl_core.engine import Engine, load_data
 
-    data = load_data(config)
-    result = Engine(config, data, algorithm, transport).run()
+    if config.engine == "inprocess":
+        data = load_data(config)
+        result = Engine(config, data, algorithm, transport).run()
+    else:  # Flower: every site's data is loaded by its own node; the baselines need it all here
+        from fl_core.flower.launch import run_flower
+
+        result = run_flower(config, algorithm)
+        data = load_data(config) if baselines else None
     if baselines:
         from fl_core import report
         from fl_core.baselines import run_baselines

@@ -117,11 +117,13 @@ class SiteClient:
         self.state: dict[str, Any] = {}
         self.local_weights: StateDict = {}
         self.state_dir = state_dir
+        self.adapts = False  # whether the algorithm adapts the personalised model before evaluating it
 
     @property
     def has_personal(self) -> bool:
         """Whether this client evaluates a model of its own (local keys or a personal model)."""
-        return bool(self.local_keys) or PERSONAL_STATE in self.state
+        return (bool(self.local_keys) or PERSONAL_STATE in self.state or self.adapts
+                or self.algo.primary_model == "personal")
 
     # ------------------------------------------------------------------ training
     def fit(self, rnd: int, weights: StateDict, message: Message, stage: int = 0) -> FitReply:
@@ -145,11 +147,14 @@ class SiteClient:
                 personal = self.workspace.frozen(ctx.state.get(PERSONAL_STATE, received))
                 personal.requires_grad_(True)
                 stats.add(run_phase(personal, self.train, phase, algo, ctx, cfg, gen))
+                algo.after_phase(ctx, personal)
                 if phase.kind == "train":  # a pass that only observes creates no personal model
                     ctx.state[PERSONAL_STATE] = clone_state(personal.state_dict())
             else:
                 stats.add(run_phase(model, self.train, phase, algo, ctx, cfg, gen))
+                algo.after_phase(ctx, model)
         upload = algo.end_client(ctx, model)
+        self.adapts = bool(algo.adapt_phases(copy.copy(ctx)))
         trained = model.state_dict()
         if self.local_keys:
             self.local_weights = {k: trained[k].detach().clone() for k in self.local_keys}
@@ -183,9 +188,29 @@ class SiteClient:
         out: dict[str, dict[str, torch.Tensor]] = {}
         out["global/test"], out["global/val"] = self._logits("global", global_state, global_state, calibrate)
         if personal:
-            pers = self.algo.personalised_state(global_state, self.state, self.local_weights)
+            pers = self._adapted(self.algo.personalised_state(global_state, self.state, self.local_weights))
             out["personal/test"], out["personal/val"] = self._logits("personal", global_state, pers, False)
         return Message(arrays=out)
+
+    def _adapted(self, start: StateDict) -> StateDict:
+        """``start`` after the algorithm's :meth:`~FLAlgorithm.adapt_phases` on this client's training
+        split (``start`` itself when there are none). Seeded by client only, so every evaluation of the
+        same weights gives the same adapted model; nothing of it persists."""
+        cfg, algo = self.cfg, self.algo
+        ctx = ClientContext(
+            client_id=self.cid, round=0, info=self.info, global_state=start, message=Message(),
+            state=copy.deepcopy(self.state), num_samples=len(self.train), label_counts=self.label_counts,
+            local_epochs=cfg.local_epochs, lr=cfg.lr, make_model=self.workspace.frozen,
+        )
+        phases = algo.adapt_phases(ctx)
+        if not phases:
+            return start
+        torch.manual_seed(derive_seed(cfg.seed, 0, self.cid, 3))
+        gen = torch.Generator().manual_seed(derive_seed(cfg.seed, 0, self.cid, 4))
+        model = self.workspace.trainable(start)
+        for phase in phases:
+            run_phase(model, self.train, phase, algo, ctx, cfg, gen)
+        return clone_state(model.state_dict())
 
     def evaluate_bytes(self, data: bytes) -> bytes:
         """:meth:`evaluate` with request and reply as bytes."""

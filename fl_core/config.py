@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-__all__ = ["BN_CALIBRATIONS", "GLOBAL_POOLS", "METRICS", "RunConfig"]
+__all__ = ["BN_CALIBRATIONS", "ENGINES", "GLOBAL_POOLS", "METRICS", "RunConfig"]
 
 #: Metrics the engine computes and early stopping may watch.
 METRICS = ("accuracy", "balanced_accuracy", "macro_f1", "auroc", "loss")
@@ -17,6 +17,9 @@ METRICS = ("accuracy", "balanced_accuracy", "macro_f1", "auroc", "loss")
 GLOBAL_POOLS = ("avg", "max", "avgmax", "catavgmax")
 #: How the global model's BatchNorm statistics are set before a client evaluates it (see ``bn_calibration``).
 BN_CALIBRATIONS = ("none", "local")
+#: Which runtime trains: all clients in this process, or Flower (``fl_core.flower``) with its
+#: simulation runtime or as a SuperLink and one SuperNode process per site.
+ENGINES = ("inprocess", "flower-simulation", "flower-deployment")
 
 
 @dataclass(frozen=True)
@@ -52,6 +55,8 @@ class RunConfig:
         out_dir: reports and checkpoints go here; an existing checkpoint there is resumed.
         resume: continue from ``out_dir``'s checkpoint when its configuration matches.
         progress: show a per-round progress bar.
+        engine: one of :data:`ENGINES`. Every engine runs the same algorithm hooks with the same
+            seeds and writes the same report files; a checkpoint resumes only under its own engine.
     """
 
     data_dirs: tuple[str, ...]
@@ -81,6 +86,7 @@ class RunConfig:
     out_dir: str = "runs/train"
     resume: bool = True
     progress: bool = True
+    engine: Literal["inprocess", "flower-simulation", "flower-deployment"] = "inprocess"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "data_dirs", tuple(str(d) for d in self.data_dirs))
@@ -126,6 +132,8 @@ class RunConfig:
             e.append(f"bn_calibration must be {' or '.join(map(repr, BN_CALIBRATIONS))}, got {self.bn_calibration!r}")
         if self.early_stopping_metric not in METRICS:
             e.append(f"early_stopping_metric must be one of {METRICS}, got {self.early_stopping_metric!r}")
+        if self.engine not in ENGINES:
+            e.append(f"engine must be one of {ENGINES}, got {self.engine!r}")
         if self.device not in ("cpu", "cuda") and not self.device.startswith("cuda:"):
             e.append(f"device must be 'cpu' or 'cuda', got {self.device!r}")
         return e
@@ -141,6 +149,8 @@ class RunConfig:
         d = self.to_dict()
         for k in ("out_dir", "resume", "progress", "num_threads"):
             d.pop(k)
+        if d["engine"] == "inprocess":  # the fingerprint of every run from before engines existed
+            d.pop("engine")
         d["data_dirs"] = [str(Path(p).resolve()) for p in self.data_dirs]
         return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]
 

@@ -23,7 +23,9 @@ __all__ = [
     "ClientData",
     "FederatedData",
     "Split",
+    "list_site",
     "load_federation",
+    "load_site",
     "normalise",
     "pooled",
     "stratified_split",
@@ -141,31 +143,53 @@ def load_federation(
     Raises:
         ValueError: a folder has no class sub-folder with images, or fewer than 2 classes overall.
     """
-    listed = []
-    for d in data_dirs:
-        items = _list_images(Path(d))
-        if not items:
-            raise ValueError(f"client folder {d!r} holds no images under class sub-folders; expected "
-                             "<client_dir>/<class_name>/<image>.png (run the preprocessing tools first)")
-        listed.append(items)
+    listed = [list_site(d) for d in data_dirs]
     classes = tuple(sorted({c for items in listed for _, c in items}))
     if len(classes) < 2:
         raise ValueError(f"only one class ({classes}) across all clients; classification needs >= 2")
-    index = {c: i for i, c in enumerate(classes)}
-    clients = []
-    for k, (d, items) in enumerate(zip(data_dirs, listed)):
-        arrays, labels, skipped = _decode_all(Path(d), items, image_size, in_chans)
-        x = torch.from_numpy(np.stack(arrays))
-        y = np.array([index[c] for c in labels], dtype=np.int64)
-        tr, va, te = stratified_split(y, val_fraction, test_fraction, seed * 1000 + k)
-        yt = torch.from_numpy(y)
-        clients.append(ClientData(
-            name=Path(d).name, train=Split(x[tr], yt[tr]), val=Split(x[va], yt[va]), test=Split(x[te], yt[te]),
-            skipped=tuple(skipped),
-        ))
-        log.info("client %d (%s): %d train, %d val, %d test%s", k, Path(d).name, len(tr), len(va), len(te),
-                 f"; skipped {len(skipped)} unreadable image(s)" if skipped else "")
-    return FederatedData(clients=tuple(clients), classes=classes)
+    clients = tuple(load_site(d, classes, k, image_size, in_chans, val_fraction, test_fraction, seed, items)
+                    for k, (d, items) in enumerate(zip(data_dirs, listed)))
+    return FederatedData(clients=clients, classes=classes)
+
+
+def list_site(client_dir: str | Path) -> list[tuple[Path, str]]:
+    """A prepared folder's ``(image path, class name)`` pairs, sorted.
+
+    Raises:
+        ValueError: the folder holds no image under a class sub-folder.
+    """
+    items = _list_images(Path(client_dir))
+    if not items:
+        raise ValueError(f"client folder {str(client_dir)!r} holds no images under class sub-folders; expected "
+                         "<client_dir>/<class_name>/<image>.png (run the preprocessing tools first)")
+    return items
+
+
+def load_site(
+    client_dir: str | Path, classes: tuple[str, ...], index: int, image_size: int = 64, in_chans: int = 3,
+    val_fraction: float = 0.15, test_fraction: float = 0.2, seed: int = 0,
+    items: list[tuple[Path, str]] | None = None,
+) -> ClientData:
+    """One client's splits in the federation's label space, exactly as :func:`load_federation` makes them.
+
+    Why separate: a client process of a distributed run (Flower) sees only its own folder; given the
+    label space and its index in the federation it gets the same tensors and the same split.
+    """
+    d = Path(client_dir)
+    items = list_site(d) if items is None else items
+    unknown = sorted({c for _, c in items} - set(classes))
+    if unknown:
+        raise ValueError(f"client folder {str(client_dir)!r} has classes {unknown} outside the label space {classes}")
+    lookup = {c: i for i, c in enumerate(classes)}
+    arrays, labels, skipped = _decode_all(d, items, image_size, in_chans)
+    x = torch.from_numpy(np.stack(arrays))
+    y = np.array([lookup[c] for c in labels], dtype=np.int64)
+    tr, va, te = stratified_split(y, val_fraction, test_fraction, seed * 1000 + index)
+    yt = torch.from_numpy(y)
+    log.info("client %d (%s): %d train, %d val, %d test%s", index, d.name, len(tr), len(va), len(te),
+             f"; skipped {len(skipped)} unreadable image(s)" if skipped else "")
+    return ClientData(name=d.name, train=Split(x[tr], yt[tr]), val=Split(x[va], yt[va]), test=Split(x[te], yt[te]),
+                      skipped=tuple(skipped))
 
 
 def _decode_all(client_dir: Path, items: list[tuple[Path, str]], image_size: int,

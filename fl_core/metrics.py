@@ -14,7 +14,7 @@ import math
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
-__all__ = ["classification_metrics", "mean_metrics"]
+__all__ = ["classification_metrics", "confusion_metrics", "mean_metrics"]
 
 
 def _softmax(logits: np.ndarray) -> np.ndarray:
@@ -43,15 +43,6 @@ def classification_metrics(y_true: np.ndarray, logits: np.ndarray) -> dict[str, 
     y_pred = logits.argmax(axis=1)
     cm = np.zeros((k, k), dtype=np.int64)
     np.add.at(cm, (y_true, y_pred), 1)
-    tp = np.diag(cm).astype(np.float64)
-    support = cm.sum(axis=1).astype(np.float64)
-    predicted = cm.sum(axis=0).astype(np.float64)
-    present = support > 0
-    recall = np.divide(tp, support, out=np.zeros(k), where=support > 0)
-    precision = np.divide(tp, predicted, out=np.zeros(k), where=predicted > 0)
-    denom = precision + recall
-    f1 = np.divide(2 * precision * recall, denom, out=np.zeros(k), where=denom > 0)
-    f1_labels = present | (predicted > 0)
     probs = np.round(_softmax(logits), 12)  # equal scores must tie, not differ by float noise
     aucs = []
     for c in range(k):
@@ -61,12 +52,33 @@ def classification_metrics(y_true: np.ndarray, logits: np.ndarray) -> dict[str, 
     log_p = logits - logits.max(axis=1, keepdims=True)
     log_p = log_p - np.log(np.exp(log_p).sum(axis=1, keepdims=True))
     return {
-        "accuracy": float(tp.sum() / n),
-        "balanced_accuracy": float(recall[present].mean()),
-        "macro_f1": float(f1[f1_labels].mean()),
+        **confusion_metrics(cm),
         "auroc": float(np.mean(aucs)) if aucs else math.nan,
         "loss": float(-log_p[np.arange(n), y_true].mean()),
         "n": n,
+    }
+
+
+def confusion_metrics(cm: np.ndarray) -> dict[str, float]:
+    """Accuracy, balanced accuracy and macro-F1 from a confusion matrix (rows: true, columns: predicted).
+
+    Why separate: summed confusion matrices give the pooled metrics of several clients exactly,
+    without any example leaving its client (the distributed engine's evaluation).
+    """
+    tp = np.diag(cm).astype(np.float64)
+    support = cm.sum(axis=1).astype(np.float64)
+    predicted = cm.sum(axis=0).astype(np.float64)
+    k = len(tp)
+    present = support > 0
+    recall = np.divide(tp, support, out=np.zeros(k), where=support > 0)
+    precision = np.divide(tp, predicted, out=np.zeros(k), where=predicted > 0)
+    denom = precision + recall
+    f1 = np.divide(2 * precision * recall, denom, out=np.zeros(k), where=denom > 0)
+    f1_labels = present | (predicted > 0)
+    return {
+        "accuracy": float(tp.sum() / cm.sum()),
+        "balanced_accuracy": float(recall[present].mean()),
+        "macro_f1": float(f1[f1_labels].mean()),
     }
 
 

@@ -70,6 +70,7 @@ class RunResult:
     def to_dict(self) -> dict[str, Any]:
         """JSON-able summary (without the per-round history)."""
         return {
+            "engine": self.config.engine,
             "config": self.config.to_dict(),
             "classes": list(self.classes),
             "client_names": list(self.client_names),

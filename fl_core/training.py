@@ -90,7 +90,7 @@ def run_phase(
             order = torch.randperm(n, generator=generator).to(split.x.device)
             for i in range(0, n, cfg.batch_size):
                 idx = order[i:i + cfg.batch_size]
-                if idx.numel() < 2:
+                if idx.numel() < 2 or (phase.max_steps is not None and stats.steps >= phase.max_steps):
                     continue
                 x, y = normalise(split.x[idx]), split.y[idx]
                 feats, logits = features(model, x)

@@ -79,14 +79,18 @@ def after_selection(state: ServerState) -> Literal["approve_launch", "finish"]:
     return "approve_launch" if state.get("algorithm") and training_sites(state) else "finish"
 
 
+#: Training settings S4 is given and passes to launch_training itself (the others are fixed defaults).
+_ASKED = ("rounds", "local_epochs", "baselines", "engine")
+
+
 def train(state: ServerState, config: RunnableConfig, *, agents: RoleAgents) -> dict[str, Any]:
     """S4: launch, watch and report the training run on the sites the launch gate let through."""
     rt = runtime(config)
     sites = (state.get("launch") or {}).get("sites") or training_sites(state)
     dirs = {s: rt.site_dir(s) / "work" / "harmonized" for s in sites}
-    fixed = {k: v for k, v in rt.train.items() if k not in ("rounds", "local_epochs", "baselines")}
+    fixed = {k: v for k, v in rt.train.items() if k not in _ASKED}
     tools = training_tools(dirs, rt.run_dir / "training", fixed)
-    settings = {k: rt.train[k] for k in ("rounds", "local_epochs", "baselines") if k in rt.train}
+    settings = {k: rt.train[k] for k in _ASKED if k in rt.train}
     payload = {"algorithm": state["algorithm"], "sites": sites, "task_spec": state["task_spec"],
                "settings": settings}
     result, outcome, usage, events = run_role("S4", rt, tools, payload, config, agents=agents)

@@ -56,11 +56,14 @@ def test_register_an_existing_folder_as_a_site(tmp_path):
 
 
 def test_acceptable_algorithm_sets_follow_the_catalog_categories():
-    from algorithms.catalog import as_records
+    from algorithms.catalog import as_records, entries
     from envs.tasks import GENERIC, LABEL_SKEW, PERSONALISED
 
     category = {r["name"]: r["category"] for r in as_records()}
+    fits = {e.name: e for e in entries()}  # a family holds a method by its category or its also_fits
     assert set(GENERIC + LABEL_SKEW + PERSONALISED) <= set(category), "a task names an unregistered algorithm"
-    assert set(LABEL_SKEW) == {n for n, c in category.items() if c == "label_skew"}
-    assert set(PERSONALISED) == {n for n, c in category.items() if c in ("feature_skew", "personalised")} - {"local"}
+    assert {n for n, c in category.items() if c == "label_skew"} <= set(LABEL_SKEW)
+    assert set(LABEL_SKEW) == {n for n, e in fits.items() if e.fits("label_skew")}
+    assert set(PERSONALISED) == {n for n, e in fits.items() if e.fits("feature_skew") or e.fits("personalised")}
+    assert "local" not in PERSONALISED
     assert not {category[n] for n in GENERIC} & {"feature_skew", "personalised"}

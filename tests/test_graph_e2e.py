@@ -53,3 +53,21 @@ def test_the_federated_model_beats_chance_clearly(tmp_path):
     assert scores["S4"].passed, scores["S4"].explanation
     bal = state["training"]["metrics"]["balanced_accuracy"]
     assert bal >= 0.5 + MARGIN, f"balanced accuracy {bal:.3f} is not clearly above chance (0.5)"
+
+
+def test_s4_can_train_on_flower_processes(built_envs, tmp_path):
+    """The scripted run once more, with S4 asking launch_training for the Flower deployment engine:
+    a SuperLink and one SuperNode process per approved site on 127.0.0.1."""
+    import json
+
+    built = built_envs("dermatoscopy")
+    env = private_env(built, tmp_path)
+    _state, scores = _run(built, env, tmp_path / "run", TASK["dermatoscopy"],
+                         {"rounds": 1, "local_epochs": 1, "baselines": False, "engine": "flower-deployment"})
+    failed = {r: s.explanation for r, s in scores.items() if not s.passed}
+    assert not failed, failed
+    summaries = list((tmp_path / "run" / "training").glob("*/summary.json"))
+    assert len(summaries) == 1
+    summary = json.loads(summaries[0].read_text())
+    assert summary["engine"] == "flower-deployment" and summary["rounds_completed"] == 1
+    assert len(list(summaries[0].parent.glob("flower_logs/supernode-*.log"))) == len(summary["client_names"])

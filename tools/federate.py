@@ -127,6 +127,10 @@ class LaunchArgs(BaseModel):
     global_pool: Literal["avg", "catavgmax"] = Field(
         default="avg", description="pooling before the classifier: 'catavgmax' also keeps each feature's maximum, "
         "for findings of a few pixels (small tumours, lesions); 'avg' for findings spread over the image")
+    engine: Literal["inprocess", "flower-simulation", "flower-deployment"] = Field(
+        default="inprocess", description="where training runs: 'inprocess' (all sites in one process, fastest), "
+        "'flower-simulation' (Flower's simulation runtime) or 'flower-deployment' (a Flower SuperLink and one "
+        "SuperNode process per site, as a real consortium runs)")
 
 
 class JobArgs(BaseModel):
@@ -154,12 +158,14 @@ def make_training_tools(client_dirs: dict[str, Path], out_dir: Path, defaults: d
     def launch_training(algorithm: str, sites: list[str] | None = None, rounds: int = 5, local_epochs: int = 1,
                         lr: float | None = None, batch_size: int | None = None,
                         algorithm_params: dict | None = None, baselines: bool = False,
-                        bn_calibration: str = "none", global_pool: str = "avg") -> dict[str, Any]:
+                        bn_calibration: str = "none", global_pool: str = "avg",
+                        engine: str = "inprocess") -> dict[str, Any]:
         """Start federated training in the background and return its job id; poll it with training_status.
 
         Give the algorithm's catalog name, the approved site ids (default: all), rounds, local epochs
         and, if needed, the algorithm's hyper-parameters. baselines=True also trains local-only and
-        pooled reference models for the final report.
+        pooled reference models for the final report. engine picks where it runs (in this process,
+        Flower's simulation, or Flower processes per site).
         """
         from algorithms.registry import list_algorithms
 
@@ -183,7 +189,7 @@ def make_training_tools(client_dirs: dict[str, Path], out_dir: Path, defaults: d
             raise ToolException(f"{str(exc)[:300]}; read the catalog entry's hyper-parameters") from None
         params = {**fixed, "data_dirs": tuple(str(client_dirs[s]) for s in chosen), "algorithm": algorithm,
                   "algorithm_params": dict(algorithm_params or {}), "rounds": rounds, "local_epochs": local_epochs,
-                  "bn_calibration": bn_calibration, "global_pool": global_pool}
+                  "bn_calibration": bn_calibration, "global_pool": global_pool, "engine": engine}
         if lr is not None:
             params["lr"] = lr
         if batch_size is not None:
@@ -195,7 +201,7 @@ def make_training_tools(client_dirs: dict[str, Path], out_dir: Path, defaults: d
         job = jobs.launch(cfg, chosen, baselines)
         return {"job_id": job.job_id, "state": job.state, "algorithm": algorithm, "sites": chosen,
                 "rounds": rounds, "local_epochs": local_epochs, "baselines": baselines,
-                "bn_calibration": bn_calibration, "global_pool": global_pool}
+                "bn_calibration": bn_calibration, "global_pool": global_pool, "engine": engine}
 
     def _job(job_id: str):
         job = jobs.get(job_id)
@@ -212,6 +218,8 @@ def make_training_tools(client_dirs: dict[str, Path], out_dir: Path, defaults: d
         hist = job.history()
         out: dict[str, Any] = {"job_id": job_id, "state": job.state, "rounds_done": len(hist),
                                "rounds_planned": job.rounds,
+                               # a Flower job spends its first minute starting processes before round 1
+                               "elapsed_seconds": int(time.time() - job.record.started) if job.record.started else None,
                                "recent_rounds": [{"round": h["round"], "val_metric": _r(h.get("val_metric")),
                                                   "train_loss": _r(h.get("train_loss")),
                                                   "test_balanced_accuracy": _r(h["global"]["overall"].get(
@@ -266,7 +274,8 @@ def _metrics(m: dict[str, Any]) -> dict[str, Any]:
 def _report(job_id: str, sites: list[str], s: dict[str, Any]) -> dict[str, Any]:
     """The summary without paths: client folders are replaced by site ids."""
     primary = s["personal"] if s["primary_model"] == "personal" else s["global"]
-    out = {"job_id": job_id, "algorithm": s["config"]["algorithm"], "classes": s["classes"],
+    out = {"job_id": job_id, "algorithm": s["config"]["algorithm"], "engine": s.get("engine", "inprocess"),
+           "classes": s["classes"],
            "rounds_completed": s["rounds_completed"], "stopped_early": s["stopped_early"],
            "best_round": s["best_round"], "primary_model": s["primary_model"],
            "final_test": _metrics(s["final"]),

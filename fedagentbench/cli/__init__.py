@@ -20,6 +20,7 @@ COMMANDS: tuple[str, ...] = (
     "fedagentbench.cli.run_cmd",
     "fedagentbench.cli.envs_cmd",
     "fedagentbench.cli.train_cmd",
+    "fedagentbench.cli.fl_cmd",
     "fedagentbench.cli.eval_cmd",
     "fedagentbench.cli.llm_cmd",
 )

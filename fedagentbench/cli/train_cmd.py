@@ -10,7 +10,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from fl_core.config import BN_CALIBRATIONS, GLOBAL_POOLS
+from fl_core.config import BN_CALIBRATIONS, ENGINES, GLOBAL_POOLS
 
 _METRICS = ("accuracy", "balanced_accuracy", "macro_f1", "auroc")
 
@@ -47,6 +47,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-resume", action="store_true", help="start over even if --out holds a checkpoint")
     p.add_argument("--baselines", action="store_true", help="also train local-only and pooled baselines")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--engine", default="inprocess", choices=ENGINES,
+                   help="inprocess: every site in this process; flower-simulation: Flower's simulation runtime; "
+                        "flower-deployment: a Flower SuperLink and one SuperNode process per site on 127.0.0.1")
     p.set_defaults(func=_train)
 
 
@@ -99,7 +102,7 @@ def _train(args: argparse.Namespace) -> int:
         optimizer=args.optimizer, fraction_fit=args.fraction_fit, min_clients=args.min_clients,
         early_stopping_patience=args.patience, bn_calibration=args.bn_calibration, seed=args.seed,
         device=args.device, num_threads=args.threads, out_dir=args.out, resume=not args.no_resume,
-        progress=not args.quiet,
+        progress=not args.quiet, engine=args.engine,
     )
     algorithm = algorithm_for(cfg)  # unknown names and hyper-parameters fail here, before any data is read
     result = run_instance(cfg, algorithm, baselines=args.baselines)
@@ -121,7 +124,7 @@ def _train(args: argparse.Namespace) -> int:
         table.add_row("pooled", "all (pooled)", *(_fmt(poo["overall"][k]) for k in _METRICS))
     console = Console()
     console.print(table)
-    console.print(f"primary model: {result.primary_model}; reports in {result.out_dir}")
+    console.print(f"primary model: {result.primary_model}; engine: {cfg.engine}; reports in {result.out_dir}")
     if result.skipped_count:
         console.print(f"[yellow]skipped {result.skipped_count} unreadable image(s)[/] (listed in summary.json):")
         for name, files in zip(result.client_names, result.skipped_images):

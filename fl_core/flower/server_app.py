@@ -1,0 +1,41 @@
+"""The Flower ServerApp: reads the run folder's spec and runs :class:`fl_core.flower.server.FlowerServer`.
+
+The ServerApp runs in its own process (started by the SuperLink), so an error here would only show
+in Flower's logs; it is also written to the run folder's ``flower_error.txt``, where the launcher
+(:mod:`fl_core.flower.launch`) reads it and raises it to the caller.
+"""
+
+from __future__ import annotations
+
+import logging
+import traceback
+from pathlib import Path
+
+from flwr.app import Context
+from flwr.serverapp import Grid, ServerApp
+
+from fl_core.flower.options import load_spec
+from fl_core.flower.server import FlowerServer
+from fl_core.flower.site import build_algorithm
+
+__all__ = ["ERROR_FILE", "app"]
+
+ERROR_FILE = "flower_error.txt"
+
+app = ServerApp()
+
+
+@app.main()
+def main(grid: Grid, context: Context) -> None:
+    """Run the FL job whose spec file the run config's ``spec`` names."""
+    logging.basicConfig(level=logging.INFO)
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per poll otherwise
+    spec = Path(str(context.run_config["spec"]))
+    cfg, options, raw = load_spec(spec)
+    error = Path(cfg.out_dir) / ERROR_FILE
+    error.unlink(missing_ok=True)
+    try:
+        FlowerServer(grid, cfg, options, build_algorithm(raw["algorithm"])).run()
+    except BaseException as exc:
+        error.write_text(f"{type(exc).__name__}: {exc}\n\n{traceback.format_exc()}")
+        raise
