@@ -20,12 +20,15 @@ from tools.training_jobs import JOB_FILE
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[1]
+#: Enough rounds that the kill lands mid-training: a round of these tiny sites takes ~0.1 s, and the
+#: job's parent watchdog needs up to 0.5 s to notice the kill (with 4 rounds the job once finished first).
+ROUNDS = 16
 REQUEST = "I want to train a binary pneumonia detection model on chest X-rays."
 
 
 def _cli(env: Path, out: Path) -> list[str]:
     return [sys.executable, "-m", "fedagentbench.cli", "run", REQUEST, "--env", str(env), "--out", str(out),
-            "--rounds", "4", "--local-epochs", "1", "--thread-id", "kill-s4"]
+            "--rounds", str(ROUNDS), "--local-epochs", "1", "--thread-id", "kill-s4"]
 
 
 def _until(cond, timeout: float) -> bool:
@@ -54,6 +57,7 @@ def test_a_run_killed_in_training_resumes_to_a_finished_report(built_envs, tmp_p
     assert not (job_dir / "summary.json").exists(), "training ended before the kill; give it more rounds"
     first_pid = json.loads((job_dir / JOB_FILE).read_text())["pid"]
     assert _until(lambda: not pid_runs(first_pid), 30), "the training process outlived the killed run"
+    assert not (job_dir / "summary.json").exists(), "training ended before its watchdog saw the kill; more rounds"
 
     resumed = subprocess.run(_cli(env, out), check=False, cwd=REPO, env=penv, capture_output=True, text=True, timeout=600)
     assert resumed.returncode == 0, resumed.stdout[-2000:] + resumed.stderr[-2000:]
@@ -61,7 +65,7 @@ def test_a_run_killed_in_training_resumes_to_a_finished_report(built_envs, tmp_p
     assert all(r["success"] for r in report["roles"].values()), report["roles"]
     assert report["training"]["status"] == "finished" and report["training"]["job_id"] == job_dir.name
     assert 0.0 <= report["metrics"]["federated"]["balanced_accuracy"] <= 1.0
-    assert report["metrics"]["rounds_completed"] == 4
+    assert report["metrics"]["rounds_completed"] == ROUNDS
     assert json.loads((job_dir / "summary.json").read_text())["resumed_from"] >= 1
     record = json.loads((job_dir / JOB_FILE).read_text())
     assert record["restarts"] == 1 and record["status"] == "finished"
