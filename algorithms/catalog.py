@@ -43,5 +43,16 @@ def get_entry(name: str) -> CatalogEntry:
 
 
 def as_records() -> list[dict[str, Any]]:
-    """JSON-able dicts of every entry (what the algorithm-selection agent reads)."""
-    return [e.model_dump(mode="json") for e in entries()]
+    """JSON-able dicts of every entry (what the algorithm-selection agent reads).
+
+    Each record adds ``privacy``: a sentence on what leaves a client beyond weights, so a selector that
+    reads only prose still sees that a non-empty ``shares`` is a privacy cost.
+    """
+    return [{**e.model_dump(mode="json"), "privacy": _privacy(e.shares)} for e in entries()]
+
+
+def _privacy(shares: tuple[str, ...]) -> str:
+    if not shares:
+        return "clients upload model weights only"
+    return (f"PRIVACY COST: clients upload {', '.join(shares)} derived from their data, beyond model weights; "
+            "choose it only when its benefit justifies that disclosure")

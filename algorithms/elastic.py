@@ -46,6 +46,7 @@ CATALOG = (
         "the server scales each parameter's averaged update by 1 + tau - mean/max sensitivity, so "
         "parameters all clients rely on move cautiously and the others move further.",
         category="generic",
+        also_fits=("label_skew", "feature_skew"),
         choose_when="Heterogeneous sites whose updates interfere in some parameters (FedAvg's global "
         "accuracy oscillates); no extra client compute, an upload of twice the model size.",
         paper="Chen et al., CVPR 2023 (no arXiv version)",

@@ -28,6 +28,7 @@ CATALOG = (
         key_idea="The classifier head is frozen at its random initialisation during federated training, so "
         "only the body is trained and averaged; each client then fine-tunes the whole model on its own data.",
         category="personalised",
+        also_fits=("label_skew",),
         choose_when="Label distributions differ between sites and each site is evaluated on its own data: "
         "a shared body learnt against one fixed head, fine-tuned per site; also gives a usable global body.",
         paper="Oh et al., 2022, arXiv:2106.06042",

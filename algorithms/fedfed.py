@@ -44,7 +44,7 @@ CATALOG = (
         "then UPLOAD the noised class-relevant features of their training images with labels; the server "
         "shares them with every client, which trains on them beside its own data.",
         category="label_skew",
-        also_fits=("generic",),
+        also_fits=("feature_skew", "generic"),
         choose_when="Strong heterogeneity between sites AND the sites' governance allows per-image, noise-"
         "protected feature maps with labels to leave the site (shares per-example features); the run must be "
         "longer than distill_rounds; the shared set is sent to every client each round.",

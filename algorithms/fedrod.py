@@ -32,6 +32,7 @@ CATALOG = (
         "a personal head on each client trained on top of the generic logits; one run gives a good global "
         "and a good personalised model.",
         category="personalised",
+        also_fits=("label_skew", "generic"),
         choose_when="Label distributions differ between sites and both a consortium-wide model and a model "
         "per site are wanted; the balanced loss also helps rare classes in the global model.",
         paper="Chen & Chao, 2022, arXiv:2107.00778",

@@ -14,6 +14,7 @@ from typing import Any
 
 from evals.scorers import score_trial
 from evals.scoring import RoleScore, Thresholds, Trial
+from fl_core.result import privacy_note
 from graphs.models import describe
 from graphs.state import UsageRow
 from graphs.usage import totals
@@ -69,6 +70,7 @@ def write_run_report(state: dict[str, Any], *, out: Path, env_dir: Path, task_id
         "selections": state.get("selections"), "approvals": state.get("approvals"),
         "preprocess": state.get("preprocess"), "harmonization": state.get("harmonization"),
         "algorithm": state.get("algorithm"), "training": training,
+        "shares": algorithm_shares(state.get("algorithm"), summary),
         "metrics": _metrics(summary), "phase_seconds": phase_seconds(state.get("outcomes", [])),
         "usage_by_role": totals(state.get("usage", [])),
     }
@@ -81,6 +83,24 @@ def write_run_report(state: dict[str, Any], *, out: Path, env_dir: Path, task_id
         shutil.copy(out / "training" / training["job_id"] / "learning_curve.png", out / "learning_curve.png")
     (out / "report.md").write_text(render_markdown(report, curve=(out / "learning_curve.png").exists()))
     return report
+
+
+def algorithm_shares(choice: dict | None, summary: dict | None) -> list[str] | None:
+    """What the run's algorithm uploads beyond weights: the training summary's record, else the catalog's.
+
+    ``None`` when no algorithm was chosen (or the name is not in the catalog).
+    """
+    if summary and "shares" in summary:
+        return list(summary["shares"])
+    name = (choice or {}).get("algorithm")
+    if not name:
+        return None
+    from algorithms.catalog import get_entry
+
+    try:
+        return list(get_entry(str(name).strip().lower()).shares)
+    except ValueError:
+        return None
 
 
 def _metrics(summary: dict | None) -> dict[str, Any]:
@@ -142,6 +162,8 @@ def render_markdown(r: dict[str, Any], curve: bool) -> str:
     if r.get("algorithm"):
         a = r["algorithm"]
         lines += ["", "## Algorithm", "", f"**{a['algorithm']}**: {a['reason']}"]
+        if r.get("shares") is not None:
+            lines += ["", f"**Leaves each site beyond model weights:** {privacy_note(r['shares'])}."]
     m = r.get("metrics") or {}
     if m:
         fed = m["federated"]

@@ -13,7 +13,7 @@ from algorithms.registry import all_algorithms, get_algorithm
 from fl_core import RunConfig, RunResult
 from fl_core import run as run_instance
 
-__all__ = ["algorithm_for", "check_algorithm", "run"]
+__all__ = ["algorithm_for", "check_algorithm", "declare", "run"]
 
 
 def algorithm_for(config: RunConfig) -> FLAlgorithm:
@@ -27,8 +27,26 @@ def algorithm_for(config: RunConfig) -> FLAlgorithm:
     return get_algorithm(config.algorithm, **config.algorithm_params)
 
 
+def declare(config: RunConfig) -> RunConfig:
+    """``config`` with ``shares`` set from the algorithm's catalog entry (what leaves a client beyond weights).
+
+    The catalog, not the caller, decides it, so a run's ``summary.json`` always states the method's
+    privacy cost; a value already in ``config`` is overwritten.
+    """
+    from algorithms.catalog import get_entry
+
+    check_algorithm(config.algorithm, config.algorithm_params)
+    shares = get_entry(config.algorithm.strip().lower()).shares
+    return config if config.shares == shares else config.replace(shares=shares)
+
+
 def run(config: RunConfig, baselines: bool = False, transport: str = "direct") -> RunResult:
-    """:func:`fl_core.run` with the algorithm resolved from ``config`` through the registry."""
+    """:func:`fl_core.run` with the algorithm resolved from ``config`` through the registry.
+
+    The config's ``shares`` is filled from the catalog first (:func:`declare`), so the report says
+    what the method uploads beyond weights.
+    """
+    config = declare(config)
     return run_instance(config, algorithm_for(config), baselines=baselines, transport=transport)
 
 

@@ -57,6 +57,10 @@ class RunConfig:
         progress: show a per-round progress bar.
         engine: one of :data:`ENGINES`. Every engine runs the same algorithm hooks with the same
             seeds and writes the same report files; a checkpoint resumes only under its own engine.
+        shares: what data-derived content beyond model weights the algorithm's clients upload (its
+            catalog entry's ``shares``: "statistics", "features", ...), filled by the caller that
+            resolves the algorithm's name (``fedagentbench.training``); ``fl_core`` never reads the
+            catalog. Reported in ``summary.json`` as a privacy cost; it does not change training.
     """
 
     data_dirs: tuple[str, ...]
@@ -87,11 +91,13 @@ class RunConfig:
     resume: bool = True
     progress: bool = True
     engine: Literal["inprocess", "flower-simulation", "flower-deployment"] = "inprocess"
+    shares: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "data_dirs", tuple(str(d) for d in self.data_dirs))
         object.__setattr__(self, "algorithm_params", dict(self.algorithm_params))
         object.__setattr__(self, "out_dir", str(self.out_dir))
+        object.__setattr__(self, "shares", tuple(str(x) for x in self.shares))
         errors = list(self._errors())
         if errors:
             raise ValueError("invalid RunConfig: " + "; ".join(errors))
@@ -142,12 +148,13 @@ class RunConfig:
         """JSON-able dict of all fields."""
         d = dataclasses.asdict(self)
         d["data_dirs"] = list(self.data_dirs)
+        d["shares"] = list(self.shares)
         return d
 
     def fingerprint(self) -> str:
         """Hash of the fields that determine the result (a checkpoint resumes only if it matches)."""
         d = self.to_dict()
-        for k in ("out_dir", "resume", "progress", "num_threads"):
+        for k in ("out_dir", "resume", "progress", "num_threads", "shares"):
             d.pop(k)
         if d["engine"] == "inprocess":  # the fingerprint of every run from before engines existed
             d.pop("engine")

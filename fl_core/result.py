@@ -7,7 +7,15 @@ from typing import Any
 
 from fl_core.config import RunConfig
 
-__all__ = ["RunResult"]
+__all__ = ["RunResult", "privacy_note"]
+
+
+def privacy_note(shares: tuple[str, ...] | list[str]) -> str:
+    """One sentence for a report: what leaves each site besides model weights (a privacy cost)."""
+    if not shares:
+        return "clients upload model weights only"
+    return (f"clients upload data-derived content beyond model weights: {', '.join(shares)}; a privacy cost "
+            "the consortium must accept (it is more than plain FedAvg discloses)")
 
 
 @dataclass
@@ -86,6 +94,8 @@ class RunResult:
             "wall_seconds": self.wall_seconds,
             "resumed_from": self.resumed_from,
             "baselines": self.baselines,
+            "shares": list(self.config.shares),
+            "privacy_note": privacy_note(self.config.shares),
             "skipped_images": [{"client_id": i, "client": name, "count": len(files), "files": files[:50]}
                                for i, (name, files) in enumerate(zip(self.client_names, self.skipped_images))
                                if files],

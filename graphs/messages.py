@@ -105,6 +105,9 @@ class TrainingReport(_Message):
     rounds_completed: int = Field(ge=0)
     metrics: dict[str, float] = Field(default_factory=dict, description="final metrics, e.g. balanced_accuracy")
     notes: str = ""
+    shares: list[str] = Field(default_factory=list, description=(
+        "what the algorithm's clients uploaded beyond model weights (training_report's 'shares'); "
+        "empty when only weights left the sites"))
 
 
 OUTPUT_OF_ROLE: dict[str, type[BaseModel]] = {

@@ -16,8 +16,9 @@ from typing import Any, Literal
 from langchain_core.tools import BaseTool, StructuredTool, ToolException
 from pydantic import BaseModel, Field
 
-from fedagentbench.training import check_algorithm
+from fedagentbench.training import check_algorithm, declare
 from fl_core.config import RunConfig
+from fl_core.result import privacy_note
 from tools.training_jobs import JobManager
 
 ClientStats = dict[str, dict[str, Any]]
@@ -95,7 +96,10 @@ def make_selection_tools(get_client_stats: Callable[[], ClientStats]) -> list[Ba
 
     def read_algorithm_catalog() -> list[dict[str, Any]]:
         """List every FL algorithm you can choose: name, full name, key idea, category, when to choose it,
-        and its hyper-parameters with their defaults. Pass the 'name' to the training tool."""
+        its hyper-parameters with their defaults, and 'shares': what data-derived content beyond model
+        weights its clients upload (e.g. 'statistics', 'features'; empty = weights only). A non-empty
+        'shares' is a privacy cost: prefer a weights-only method unless the task needs that one, and
+        say why in your reason. Pass the 'name' to the training tool."""
         from algorithms.catalog import as_records
 
         return as_records()
@@ -195,13 +199,14 @@ def make_training_tools(client_dirs: dict[str, Path], out_dir: Path, defaults: d
         if batch_size is not None:
             params["batch_size"] = batch_size
         try:
-            cfg = RunConfig(**{**params, "out_dir": str(out_dir)})
+            cfg = declare(RunConfig(**{**params, "out_dir": str(out_dir)}))
         except (TypeError, ValueError) as exc:
             raise ToolException(f"cannot configure the run: {str(exc)[:300]}") from None
         job = jobs.launch(cfg, chosen, baselines)
         return {"job_id": job.job_id, "state": job.state, "algorithm": algorithm, "sites": chosen,
                 "rounds": rounds, "local_epochs": local_epochs, "baselines": baselines,
-                "bn_calibration": bn_calibration, "global_pool": global_pool, "engine": engine}
+                "bn_calibration": bn_calibration, "global_pool": global_pool, "engine": engine,
+                "shares": list(cfg.shares), "privacy_note": privacy_note(cfg.shares)}
 
     def _job(job_id: str):
         job = jobs.get(job_id)
@@ -281,6 +286,8 @@ def _report(job_id: str, sites: list[str], s: dict[str, Any]) -> dict[str, Any]:
            "final_test": _metrics(s["final"]),
            "per_site": {site: _metrics(m) for site, m in zip(sites, primary["clients"])},
            "train_seconds": _r(s["train_seconds"])}
+    shares = s.get("shares", s["config"].get("shares", []))
+    out["shares"], out["privacy_note"] = list(shares), privacy_note(shares)
     skipped = {sites[e["client_id"]]: e["count"] for e in s.get("skipped_images") or []
                if e.get("client_id") is not None and e["client_id"] < len(sites)}
     if skipped:  # counts only: file names stay with the sites

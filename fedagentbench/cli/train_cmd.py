@@ -84,7 +84,7 @@ def _list_algorithms() -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from fedagentbench.training import algorithm_for, check_algorithm
+    from fedagentbench.training import algorithm_for, check_algorithm, declare
     from fl_core import RunConfig
     from fl_core import run as run_instance
 
@@ -104,6 +104,7 @@ def _train(args: argparse.Namespace) -> int:
         device=args.device, num_threads=args.threads, out_dir=args.out, resume=not args.no_resume,
         progress=not args.quiet, engine=args.engine,
     )
+    cfg = declare(cfg)  # the catalog's record of what leaves a client beyond weights, for summary.json
     algorithm = algorithm_for(cfg)  # unknown names and hyper-parameters fail here, before any data is read
     result = run_instance(cfg, algorithm, baselines=args.baselines)
     table = Table(title=f"{cfg.algorithm}: test metrics after round {result.rounds_completed}"

@@ -276,4 +276,5 @@ def s4(t: Transcript) -> Call:
         **failed, "status": state if state in ("finished", "stopped", "failed") else "failed",
         "rounds_completed": int(report.get("rounds_completed", rounds)) if isinstance(report, dict) else rounds,
         "metrics": {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))},
+        "shares": [str(x) for x in report.get("shares", [])] if isinstance(report, dict) else [],
         "notes": "" if state == "finished" else str(status.get("error", ""))[:300]}
