@@ -136,14 +136,7 @@ class Engine:
         return out
 
     def _early_stop(self, rnd: int, value: float) -> bool:
-        better = self.best["value"] is None or (
-            value < self.best["value"] if self.cfg.early_stopping_metric == "loss" else value > self.best["value"])
-        if not math.isnan(value) and better:
-            self.best.update(round=rnd, value=value, stale=0)
-        else:
-            self.best["stale"] += 1
-        patience = self.cfg.early_stopping_patience
-        return patience > 0 and self.best["stale"] >= patience
+        return early_stop(self.best, self.cfg, rnd, value)
 
     # ------------------------------------------------------------------ checkpoint state
     def state(self, rnd: int) -> dict[str, Any]:
@@ -273,3 +266,18 @@ def load_data(cfg: RunConfig) -> FederatedData:
     """The federation a config names (decoded once; pass it to several runs to reuse it)."""
     return load_federation(cfg.data_dirs, cfg.image_size, cfg.in_chans, cfg.val_fraction,
                            cfg.test_fraction, cfg.seed)
+
+
+def early_stop(best: dict[str, Any], cfg: RunConfig, rnd: int, value: float) -> bool:
+    """Record round ``rnd``'s validation ``value`` in ``best`` (in place); whether patience ran out.
+
+    Shared by every engine, so the in-process and Flower runs stop after the same round.
+    """
+    better = best["value"] is None or (
+        value < best["value"] if cfg.early_stopping_metric == "loss" else value > best["value"])
+    if not math.isnan(value) and better:
+        best.update(round=rnd, value=value, stale=0)
+    else:
+        best["stale"] += 1
+    patience = cfg.early_stopping_patience
+    return patience > 0 and best["stale"] >= patience

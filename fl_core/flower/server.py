@@ -25,7 +25,7 @@ from algorithms.api import ClientUpdate, FLAlgorithm, ServerContext
 from fl_core import checkpoint, report
 from fl_core.client import Workspace
 from fl_core.config import RunConfig
-from fl_core.engine import CRASH_ENV, sample_clients
+from fl_core.engine import CRASH_ENV, early_stop, sample_clients
 from fl_core.flower import protocol as P
 from fl_core.flower.exchange import Exchange, SiteFailure, exchange
 from fl_core.flower.options import FlowerOptions
@@ -191,14 +191,7 @@ class FlowerServer:
 
     # ------------------------------------------------------------------ the loop
     def _early_stop(self, rnd: int, value: float) -> bool:
-        better = self.best["value"] is None or (
-            value < self.best["value"] if self.cfg.early_stopping_metric == "loss" else value > self.best["value"])
-        if not math.isnan(value) and better:
-            self.best.update(round=rnd, value=value, stale=0)
-        else:
-            self.best["stale"] += 1
-        patience = self.cfg.early_stopping_patience
-        return patience > 0 and self.best["stale"] >= patience
+        return early_stop(self.best, self.cfg, rnd, value)
 
     def _state(self, rnd: int) -> dict[str, Any]:
         return {"fingerprint": self.cfg.fingerprint(), "round": rnd, "global_state": self.global_state,
