@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
+from PIL import Image
 
 #: Scale for environments built in tests: every messiness kind still appears at least once.
 TEST_SCALE = 0.3
@@ -24,3 +26,19 @@ def built_envs(tmp_path_factory: pytest.TempPathFactory):
         return cache[modality]
 
     return get
+
+
+@pytest.fixture
+def clients(tmp_path: Path) -> dict[str, Path]:
+    """Two tiny clients with two learnable classes (bright vs dark squares)."""
+    rng = np.random.default_rng(0)
+    out = {}
+    for site in ("site_01", "site_02"):
+        for cls, level in (("dark", 60), ("bright", 190)):
+            d = tmp_path / "data" / site / cls
+            d.mkdir(parents=True)
+            for i in range(10):
+                arr = np.clip(level + rng.normal(0, 20, (16, 16)), 0, 255).astype(np.uint8)
+                Image.fromarray(arr).save(d / f"{i}.png")
+        out[site] = tmp_path / "data" / site
+    return out

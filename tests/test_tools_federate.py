@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import json
 import time
-from pathlib import Path
 
-import numpy as np
 import pytest
-from PIL import Image
 
 from tools.federate import federation_summary, make_selection_tools, make_training_tools
 from tools.training_jobs import JobManager
@@ -50,22 +47,6 @@ def test_statistics_tool_reads_reports_and_answers_when_none():
     assert _tools(make_selection_tools(lambda: stats))["federation_statistics"].invoke({})["clients"] == 1
     msg = _tools(make_selection_tools(dict))["federation_statistics"].invoke({})
     assert isinstance(msg, str) and "no client" in msg
-
-
-@pytest.fixture
-def clients(tmp_path: Path) -> dict[str, Path]:
-    """Two tiny clients with two learnable classes (bright vs dark squares)."""
-    rng = np.random.default_rng(0)
-    out = {}
-    for site in ("site_01", "site_02"):
-        for cls, level in (("dark", 60), ("bright", 190)):
-            d = tmp_path / "data" / site / cls
-            d.mkdir(parents=True)
-            for i in range(10):
-                arr = np.clip(level + rng.normal(0, 20, (16, 16)), 0, 255).astype(np.uint8)
-                Image.fromarray(arr).save(d / f"{i}.png")
-        out[site] = tmp_path / "data" / site
-    return out
 
 
 DEFAULTS = {"image_size": 16, "model": "tiny_cnn", "num_threads": 1, "batch_size": 8}

@@ -12,9 +12,7 @@ import textwrap
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
-from PIL import Image
 
 from tools.federate import make_training_tools
 from tools.job_process import pid_runs
@@ -34,20 +32,6 @@ LAUNCHER = textwrap.dedent("""
     print(json.dumps(job), flush=True)
     time.sleep(600)
 """)
-
-
-@pytest.fixture
-def clients(tmp_path: Path) -> dict[str, Path]:
-    rng = np.random.default_rng(0)
-    out = {}
-    for site in ("site_01", "site_02"):
-        for cls, level in (("dark", 60), ("bright", 190)):
-            d = tmp_path / "data" / site / cls
-            d.mkdir(parents=True)
-            for i in range(10):
-                Image.fromarray(np.clip(level + rng.normal(0, 20, (16, 16)), 0, 255).astype(np.uint8)).save(d / f"{i}.png")
-        out[site] = tmp_path / "data" / site
-    return out
 
 
 def _until(cond, timeout: float = 120.0, poll: float = 0.05) -> bool:
