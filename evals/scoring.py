@@ -37,6 +37,11 @@ class Thresholds:
         "corrupt": 1.0, "non_image": 1.0, "mask": 1.0, "duplicate": 0.8, "offtopic": 0.8})
     c2_min_clean_kept: float = 0.85  # clean images of the selected datasets that survive cleaning
     require_implicit_goal: bool = True  # S1 must name the task's implicit goal
+    # S3/S4 margins on measured outcomes (primary model's client-mean balanced accuracy), from the
+    # task's reference table (evals.reference). PROVISIONAL until the seed-spread benchmark
+    # (benchmarks/reference_spread.py) proposes a measured value; change here and in the suites.
+    s3_margin: float = 0.05  # S3: chosen algorithm's outcome >= best outcome - s3_margin
+    s4_margin: float = 0.05  # S4: run's outcome >= reference outcome of that algorithm - s4_margin
 
 
 @dataclass(frozen=True)

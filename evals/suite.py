@@ -123,6 +123,10 @@ class Suite(BaseModel):
             kinds = set(Thresholds().c2_min_recall)
             if bad := sorted(set(v["c2_min_recall"]) - kinds):
                 raise ValueError(f"c2_min_recall has unknown kind(s) {bad}; kinds: {sorted(kinds)}")
+        for name in ("s3_margin", "s4_margin"):
+            if name in v and not (isinstance(v[name], int | float) and 0 <= v[name] <= 1):
+                raise ValueError(f"{name} must be a number in [0, 1] (a share of balanced accuracy), "
+                                 f"got {v[name]!r}")
         return v
 
     @cached_property

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from envs.concepts import MODALITIES
@@ -66,11 +68,20 @@ def test_thresholds_are_read_from_the_suite(tmp_path):
     assert th.c1_min_f1 == 0.5 and th.c2_min_recall["duplicate"] == 0.6 and th.c2_min_recall["corrupt"] == 1.0
 
 
+def test_the_shipped_suites_state_their_s3_and_s4_margins():
+    for name in ("smoke", "full"):
+        raw = load_suite(Path(__file__).parents[1] / "evals" / "suites" / f"{name}.yaml")
+        assert {"s3_margin", "s4_margin"} <= set(raw.thresholds)
+        assert 0 < raw.judged_by.s3_margin < 1 and 0 < raw.judged_by.s4_margin < 1
+
+
 @pytest.mark.parametrize("text, match", [
     ("tasks: [{task: no-such-task, modality: xray}]", "xray-pneumonia"),
     ("tasks: [{task: xray-pneumonia, modality: xray}]\nthresholds: {c9_magic: 1}", "c1_min_f1"),
     ("tasks: [{task: xray-pneumonia, modality: xray}]\nthresholds: {c2_min_recall: {blur: 1}}", "duplicate"),
     ("tasks: [{task: xray-pneumonia, modality: xray, guidance: [chatty]}]", "fine-grained"),
+    ("tasks: [{task: xray-pneumonia, modality: xray}]\nthresholds: {s3_margin: 5}", "s3_margin"),
+    ("tasks: [{task: xray-pneumonia, modality: xray}]\nthresholds: {s4_margin: lots}", "s4_margin"),
     ("tasks: []", "at least 1"),
 ])
 def test_bad_suites_fail_with_a_message_that_says_what_is_valid(tmp_path, text, match):
