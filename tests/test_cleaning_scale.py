@@ -99,3 +99,24 @@ def test_label_error_folds_fit_at_most_max_fit_images_and_score_every_image(monk
     assert all(n <= 61 for n, _, _ in fitted) and len(fitted) == 5
     assert all(not (train & test) for _, train, test in fitted)  # by a model that never saw it
     assert (probs.argmax(axis=1) == labels).mean() > 0.6  # and the small fits still learn the classes
+
+
+def test_large_jpegs_decode_reduced_and_give_the_same_duplicate_pairs(tmp_path):
+    """A hospital's 1024 px JPEGs are decoded at a DCT scale near the detectors' size; the stored
+    size is kept and the planted near-duplicates are the pairs found, as with a full decode."""
+    images = [im.resize((1024, 1024), Image.BICUBIC) for im in _xrays(12, 3, seed=3)]
+    folder = tmp_path / "site" / "normal"
+    folder.mkdir(parents=True)
+    for i, im in enumerate(images):
+        im.save(folder / f"x{i:02d}.jpg", quality=90)
+    files = sorted(folder.iterdir())
+    reduced = load_folder(files, tmp_path / "site", fingerprints_of)
+    assert reduced.sizes == [(1024, 1024)] * len(files)
+    assert max(cleaning_scan.read_image(files[0], min_side=cleaning_scan.DECODE_MIN_SIDE).size) < 1024
+
+    def pairs(views: list[np.ndarray]) -> set[tuple[int, int]]:
+        v = normalised_views(np.stack(views).astype(np.float32))
+        return {(i, j) for _, i, j in similar_pairs(v, cleaning_detect.DUPLICATE_SIMILARITY)}
+
+    full = [fingerprints_of(cleaning_scan.read_image(p)) for p in files]
+    assert pairs(reduced.images) == pairs(full) == {(i, 12 + i) for i in range(3)}

@@ -27,6 +27,9 @@ log = logging.getLogger(__name__)
 #: Threads that decode and describe images. Two: the machines this runs on have few cores, and the
 #: graph may clean several sites at once.
 SCAN_WORKERS = max(1, min(2, os.cpu_count() or 1))
+#: The side the cleaning detectors need at least (2x their 64 px features): a large JPEG is decoded
+#: at a reduced DCT scale that keeps this (see :func:`tools.imageio.read_image`).
+DECODE_MIN_SIDE = 128
 #: Seconds between two progress lines.
 PROGRESS_EVERY_S = 5.0
 
@@ -97,10 +100,10 @@ def load_folder(files: list[Path], root: Path, describe: Callable[[Image.Image],
 
     def one(p: Path) -> tuple[Any, tuple[int, int]] | str:
         try:
-            img = read_image(p)
+            img = read_image(p, min_side=DECODE_MIN_SIDE)
         except UnreadableImage as exc:
             return f"{p.relative_to(root).as_posix()}: {str(exc).split(': ', 1)[-1][:80]}"
-        return (describe(img) if describe else img), img.size
+        return (describe(img) if describe else img), img.info.get("original_size", img.size)
 
     with ThreadPoolExecutor(max_workers=SCAN_WORKERS) as pool:
         for p, got in zip(images, pool.map(one, images)):
