@@ -161,7 +161,7 @@ def _print_reference(console: Console, table) -> None:
         out.add_column(col)
     rows = sorted(table.rows.values(), key=lambda r: (-(r.outcome if r.outcome is not None else -1), r.algorithm))
     for r in rows:
-        fmt = lambda x: "-" if x is None else f"{x:.3f}"  # noqa: E731
+        fmt = lambda x: "-" if x is None else f"{x:.3f}"
         out.add_row(r.algorithm, r.primary_model, fmt(r.outcome) if r.error is None else f"failed: {r.error[:60]}",
                     fmt(r.global_bacc), fmt(r.personal_bacc), f"{r.seconds:.1f}")
     console.print(out)
