@@ -101,8 +101,8 @@ def main(argv: list[str] | None = None) -> int:
         w.writerows(rows)
     md = [f"# Reference tables, suite {args.suite}", "",
           f"scale {scale}, settings {reference_settings(train).model_dump()}, training seeds {args.seeds}",
-          f"(seed: splits and initialisation). Margin = {args.percentile:.0f}th percentile of the per-(task, "
-          f"algorithm) spread over seeds = **{margin:.3f}**. Times under CPU contention (2 shared cores).", "",
+          (f"(seed: splits and initialisation). Margin = {args.percentile:.0f}th percentile of the per-(task, "
+          f"algorithm) spread over seeds = **{margin:.3f}**. Times under CPU contention (2 shared cores)."), "",
           "| task | best (mean over seeds) | local mean / best | pooled | old-set outside margin | wall s | CPU s |",
           "|---|---|---|---|---|---|---|"]
     for task, best, b, wall, cpu, means, old in lines:
