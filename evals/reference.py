@@ -34,6 +34,9 @@ class ReferenceSettings(BaseModel):
     model: str = "tiny_cnn"
     image_size: int = 64
     seed: int = 0
+    lr: float = 0.05
+    batch_size: int = 32
+    optimizer: Literal["sgd", "adam"] = "sgd"
     bn_calibration: Literal["none", "local"] = "none"
     global_pool: Literal["avg", "catavgmax"] = "avg"
 
@@ -120,6 +123,23 @@ class ReferenceTable(BaseModel):
         """The algorithms whose outcome is within ``margin`` of the best one."""
         top = self.best()[1]
         return sorted(n for n in self.rows if (o := self.outcome(n)) is not None and top - o <= margin + 1e-12)
+
+
+#: ``train:`` keys of a suite that change what a run measures (the rest, e.g. num_threads, do not).
+_MEASURED = ("rounds", "local_epochs", "model", "image_size", "seed", "lr", "batch_size", "optimizer",
+             "bn_calibration", "global_pool")
+
+
+def reference_settings(train: dict) -> ReferenceSettings:
+    """The settings a suite's ``train:`` block trains with, as a table's cache key (a pure function).
+
+    The keys S4 is told (rounds, local_epochs) and the fixed RunConfig fields the training tools pass
+    (model, image_size, seed, lr, ...) are kept; the ones that change nothing measured (num_threads,
+    baselines, engine) are dropped. Missing keys take the training tools' defaults (rounds 5, local
+    epochs 1: ``tools.federate.launch_training``).
+    """
+    kept = {k: train[k] for k in _MEASURED if k in train}
+    return ReferenceSettings(**{"rounds": 5, "local_epochs": 1, **kept})
 
 
 def reference_path(env_dir: Path, task_id: str, settings: ReferenceSettings) -> Path:

@@ -46,6 +46,7 @@ class EvalConfig:
     replay: Path | None = None
     env_cache: Path | None = None
     keep_envs: bool = False
+    reference_algorithms: list[str] | None = None  # overrides the suite's (None: the suite's, else all)
 
 
 @dataclass
@@ -111,6 +112,29 @@ def _verdicts(rows: list[dict[str, Any]]) -> str:
     return " ".join(f"{r['role']}{mark[r['passed']]}" for r in rows)
 
 
+def calibrate_tasks(cfg: EvalConfig, todo: list[TrialSpec], pool: ProcessPoolExecutor, progress: Progress) -> None:
+    """Compute the reference tables the trials will be scored against (only missing rows), before any trial.
+
+    One table per (built environment, task) with the suite's training settings, so every trial and
+    every model is judged against the same numbers; the trials' private copies carry them along.
+    """
+    from envs.calibrate import calibrate
+    from evals.reference import reference_settings
+    from evals.trial import env_folder
+
+    settings = reference_settings(cfg.suite.train.model_dump())
+    algorithms = cfg.reference_algorithms or cfg.suite.reference_algorithms
+    tasks = sorted({(s.entry.env_key, s.entry.task_id) for s in todo})
+    if not tasks:
+        return
+    bar = progress.add_task("reference tables", total=len(tasks))
+    futures = [pool.submit(calibrate, env_folder(todo[0].env_cache, *key), task, settings, algorithms)
+               for key, task in tasks]
+    for fut in as_completed(futures):
+        fut.result()  # an unknown algorithm or task is a bad suite: stop with its message
+        progress.advance(bar)
+
+
 def run_eval(cfg: EvalConfig, console: Console | None = None) -> EvalResult:
     """Run what is not yet in results.jsonl; write rows as trials finish, then the summaries."""
     from evals.tables import write_summaries
@@ -136,6 +160,7 @@ def run_eval(cfg: EvalConfig, console: Console | None = None) -> EvalResult:
             for fut in as_completed([pool.submit(ensure_env, cache, *k) for k in envs]):
                 fut.result()  # a build error is a bug or a bad suite: stop with its message
                 progress.advance(bar)
+        calibrate_tasks(cfg, todo, pool, progress)
         bar = progress.add_task("task-trials", total=len(todo))
         futures: dict[Future, TrialSpec] = {pool.submit(run_trial, s): s for s in todo}
         try:

@@ -109,6 +109,8 @@ class Suite(BaseModel):
     description: str = ""
     scale: float = Field(default=1.0, gt=0)
     train: TrainBudget = Field(default_factory=TrainBudget)
+    reference_algorithms: list[str] | None = Field(
+        default=None, description="algorithms of each task's reference table (envs.calibrate); None: all registered")
     thresholds: dict[str, Any] = Field(default_factory=dict)
     tasks: list[SuiteTask] = Field(min_length=1)
 

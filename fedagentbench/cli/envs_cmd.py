@@ -10,7 +10,7 @@ from rich.table import Table
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    envs = sub.add_parser("envs", help="hospital environments: list, build, show")
+    envs = sub.add_parser("envs", help="hospital environments: list, build, show, register, calibrate")
     actions = envs.add_subparsers(dest="envs_command", required=True, metavar="ACTION")
 
     p = actions.add_parser("list", help="the six modalities with their catalog size and tasks")
@@ -39,6 +39,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     card.add_argument("--description", default="", help="free text for the data card")
     card.add_argument("--cards", default=None, help="your own data_cards.yaml to use instead of a derived one")
     p.set_defaults(func=_register)
+
+    p = actions.add_parser("calibrate", help="train every algorithm on a task's clean data: its reference table")
+    p.add_argument("dir", help="a built environment")
+    p.add_argument("--task", required=True, help="one of the environment's tasks (`envs show DIR` lists them)")
+    p.add_argument("--rounds", type=int, default=5, help="federated rounds (default 5, as launch_training)")
+    p.add_argument("--local-epochs", type=int, default=1, help="local epochs per round (default 1)")
+    p.add_argument("--image-size", type=int, default=64, help="image side in pixels (default 64)")
+    p.add_argument("--seed", type=int, default=0, help="training seed: splits and initialisation (default 0)")
+    p.add_argument("--algorithms", nargs="+", help="default: every registered algorithm")
+    p.set_defaults(func=_calibrate)
 
 
 def _modalities() -> tuple[str, ...]:
@@ -117,3 +127,50 @@ def _register(args: argparse.Namespace) -> int:
     console.print(table)
     console.print(f"data card: {site / CARD_FILE} (derived fields are marked; edit it to correct them)")
     return 0
+
+
+def _calibrate(args: argparse.Namespace) -> int:
+    from envs.calibrate import calibrate
+    from evals.reference import reference_path, reference_settings
+
+    settings = reference_settings({"rounds": args.rounds, "local_epochs": args.local_epochs,
+                                   "image_size": args.image_size, "seed": args.seed})
+    console = Console()
+    with Progress(TextColumn("calibrating {task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), console=console) as bar:
+        job = bar.add_task(args.task, total=None)
+
+        def progress(event: str, name: str, done: int, total: int) -> None:
+            if event == "start":
+                bar.update(job, completed=done - 1, total=total, description=f"{args.task}: {name}")
+            else:
+                bar.update(job, completed=done, total=total)
+                bar.console.print(f"[{done}/{total}] {name}: {event}")
+
+        table = calibrate(args.dir, args.task, settings, args.algorithms, progress=progress)
+    _print_reference(console, table)
+    console.print(f"table: {reference_path(args.dir, args.task, settings)}")
+    return 0
+
+
+def _print_reference(console: Console, table) -> None:
+    """Best algorithm, baselines and every row, best first."""
+    out = Table(title=f"{table.task_id}: {table.settings.rounds} rounds x {table.settings.local_epochs} epoch(s), "
+                      f"{table.settings.image_size} px, seed {table.settings.seed}")
+    for col in ("algorithm", "model", "outcome", "global", "personal", "seconds"):
+        out.add_column(col)
+    rows = sorted(table.rows.values(), key=lambda r: (-(r.outcome if r.outcome is not None else -1), r.algorithm))
+    for r in rows:
+        fmt = lambda x: "-" if x is None else f"{x:.3f}"
+        out.add_row(r.algorithm, r.primary_model, fmt(r.outcome) if r.error is None else f"failed: {r.error[:60]}",
+                    fmt(r.global_bacc), fmt(r.personal_bacc), f"{r.seconds:.1f}")
+    console.print(out)
+    b = table.baselines
+    if b is not None:
+        console.print(f"baselines: local-only mean {b.local_mean:.3f}, best site {b.local_best_site} "
+                      f"{b.local_best:.3f}, pooled {b.pooled:.3f}")
+    try:
+        name, best = table.best()
+        console.print(f"best: {name} {best:.3f}")
+    except ValueError as exc:
+        console.print(f"best: none ({exc})")

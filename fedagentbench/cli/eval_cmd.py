@@ -31,6 +31,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--scale", type=float, default=None, help="override the suite's environment scale")
     p.add_argument("--out", default="runs/eval", help="results folder (rerun the same command to resume)")
     p.add_argument("--env-cache", default=None, help="where built environments are kept (default OUT/envs)")
+    p.add_argument("--reference-algorithms", nargs="+", default=None, metavar="ALGORITHM",
+                   help="algorithms of each task's reference table (default: the suite's, else all registered)")
     p.add_argument("--keep-envs", action="store_true", help="keep each trial's environment copy (disk heavy)")
     rec = p.add_mutually_exclusive_group()
     rec.add_argument("--record", default=None, metavar="DIR", help="store every model response in DIR")
@@ -110,7 +112,8 @@ def _run(args: argparse.Namespace) -> int:
                      jobs=args.jobs, scale=args.scale, only=only,
                      record=Path(args.record) if args.record else None,
                      replay=Path(args.replay) if args.replay else None,
-                     env_cache=Path(args.env_cache) if args.env_cache else None, keep_envs=args.keep_envs)
+                     env_cache=Path(args.env_cache) if args.env_cache else None, keep_envs=args.keep_envs,
+                     reference_algorithms=args.reference_algorithms)
     res = run_eval(cfg, console)
     console.print(f"ran {res.ran} task-trial(s), skipped {res.skipped} already done; "
                   f"{res.harness_errors} with harness errors, {res.replay_misses} with replay misses")
