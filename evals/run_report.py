@@ -40,15 +40,18 @@ def training_summary(run_dir: Path, job_id: str | None) -> dict[str, Any] | None
 
 
 def write_run_report(state: dict[str, Any], *, out: Path, env_dir: Path, task_id: str | None, model: str,
-                     guidance: str, key=None, thresholds: Thresholds | None = None) -> dict[str, Any]:
+                     guidance: str, key=None, thresholds: Thresholds | None = None,
+                     train: dict[str, Any] | None = None) -> dict[str, Any]:
     """Score the run (if its request is a known task) and write the report files; return report.json.
 
     ``thresholds``: a suite's pass thresholds (default: :class:`Thresholds`' defaults).
+    ``train``: the training settings S4 was told to use; they pick the reference table S3/S4 are
+    judged against (default: the training tools' defaults).
     """
     scores: dict[str, RoleScore] = {}
     if key is not None and task_id:
         scores = score_trial(Trial(state=state, key=key, task_id=task_id, env_dir=env_dir, run_dir=out,
-                                   thresholds=thresholds or Thresholds()))
+                                   thresholds=thresholds or Thresholds(), train=dict(train or {})))
     training = state.get("training") or {}
     summary = training_summary(out, training.get("job_id"))
     unkeyed = sorted(set(state.get("selections") or {}) - set(key.sites if key is not None else ()))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from envs.concepts import MODALITIES, concept_named
 from evals.cleaning import c2_site_detail, pooled
+from evals.outcome_rules import s3_verdict
+from evals.reference_lookup import trial_reference
 from evals.scoring import RoleScore, Trial, not_submitted, scorer
 
 
@@ -149,22 +151,38 @@ def score_c3(t: Trial) -> RoleScore:
 
 @scorer("S3")
 def score_s3(t: Trial) -> RoleScore:
+    """Judged by measured outcome: the chosen algorithm's reference outcome within the margin of the best
+    (for implicit-goal tasks, among the implied family's members within it; see evals.outcome_rules)."""
     if (bad := not_submitted("S3", t.outcomes("S3"))) is not None:
         return bad
+    from algorithms.registry import list_algorithms
+
     algo = t.state["algorithm"]["algorithm"]
-    ok = algo in t.task.acceptable_algorithms
-    return RoleScore(role="S3", passed=ok, failure_category=None if ok else "wrong_decision",
-                     explanation=f"{algo} is {'in' if ok else 'not in'} the acceptable set "
-                     f"{t.task.acceptable_algorithms}")
+    if algo not in list_algorithms():
+        return RoleScore(role="S3", passed=False, failure_category="wrong_decision",
+                         explanation=f"{algo!r} is not a registered algorithm")
+    table, why = trial_reference(t, [algo])
+    if table is None:
+        return RoleScore.unscored("S3", why)
+    family = list(t.task.acceptable_algorithms) if t.task.implicit_goal != "none" else None
+    v = s3_verdict(table, algo, t.thresholds.s3_margin, family)
+    if v.passed is None:
+        return RoleScore.unscored("S3", v.why)
+    return RoleScore(role="S3", passed=v.passed, failure_category=None if v.passed else "wrong_decision",
+                     explanation=v.why, detail=v.detail)
 
 
 @scorer("S4")
 def score_s4(t: Trial) -> RoleScore:
+    """The run finished with the chosen algorithm on the approved sites, and its measured outcome reaches
+    that algorithm's reference outcome minus the margin (evals.training_check)."""
     if (bad := not_submitted("S4", t.outcomes("S4"))) is not None:
         return bad
     from evals.training_check import verify_training
 
     ok, why, detail = verify_training(t)
+    if ok is None:
+        return RoleScore(role="S4", passed=None, failure_category="harness_error", explanation=why, detail=detail)
     return RoleScore(role="S4", passed=ok, failure_category=None if ok else "wrong_decision", explanation=why,
                      detail=detail)
 

@@ -38,10 +38,10 @@ class Thresholds:
     c2_min_clean_kept: float = 0.85  # clean images of the selected datasets that survive cleaning
     require_implicit_goal: bool = True  # S1 must name the task's implicit goal
     # S3/S4 margins on measured outcomes (primary model's client-mean balanced accuracy), from the
-    # task's reference table (evals.reference). PROVISIONAL until the seed-spread benchmark
-    # (benchmarks/reference_spread.py) proposes a measured value; change here and in the suites.
-    s3_margin: float = 0.05  # S3: chosen algorithm's outcome >= best outcome - s3_margin
-    s4_margin: float = 0.05  # S4: run's outcome >= reference outcome of that algorithm - s4_margin
+    # task's reference table (evals.reference): the 90th percentile of an algorithm's seed-to-seed
+    # spread, 0.144 at scale 0.3 (benchmarks/reference_spread.py); the suites state the same.
+    s3_margin: float = 0.15  # S3: chosen algorithm's outcome >= best outcome - s3_margin
+    s4_margin: float = 0.15  # S4: run's outcome >= reference outcome of that algorithm - s4_margin
 
 
 @dataclass(frozen=True)
@@ -54,6 +54,9 @@ class Trial:
     env_dir: Path
     run_dir: Path
     thresholds: Thresholds = Thresholds()
+    #: the suite's ``train:`` block S4 was told to launch with; it names the reference table S3/S4 are
+    #: judged against (``evals.reference.reference_settings``). Empty: the training tools' defaults.
+    train: dict[str, Any] = field(default_factory=dict)
 
     @property
     def task(self):

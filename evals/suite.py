@@ -61,6 +61,7 @@ class TrainBudget(BaseModel):
     local_epochs: int = Field(default=1, ge=1)
     baselines: bool = False
     num_threads: int = Field(default=1, ge=1)
+    image_size: int = Field(default=64, ge=16, le=512, description="pixels per side the sites' images train at")
 
 
 class SuiteTask(BaseModel):

@@ -1,7 +1,10 @@
-"""S4's check: training really started with the chosen algorithm on the right sites and ran to the end.
+"""S4's check: the run finished with the chosen algorithm on the approved sites, and reached its outcome.
 
 The agent's own TrainingReport is not trusted alone: the run's ``summary.json`` written by fl_core
-under the run folder must exist and agree with it.
+under the run folder must exist and agree with it. Finishing is not enough: the run's measured
+outcome (its primary model's mean balanced accuracy over the sites' test splits) must reach what the
+same algorithm reaches in the task's reference table, minus the S4 margin, so a run launched with
+too few rounds, too few epochs or a learning rate far off fails even though it "finished".
 """
 
 from __future__ import annotations
@@ -9,7 +12,13 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from evals.outcome_rules import s4_verdict
+from evals.reference import ReferenceTable, reference_settings
+from evals.reference_lookup import trial_reference
 from evals.scoring import Trial
+
+#: The settings the agent chose that S4 is judged on, beside the reference's.
+SETTINGS = ("rounds", "local_epochs", "lr", "optimizer", "batch_size", "global_pool", "bn_calibration")
 
 
 def _summaries(t: Trial) -> list[dict[str, Any]]:
@@ -17,7 +26,30 @@ def _summaries(t: Trial) -> list[dict[str, Any]]:
     return [json.loads(p.read_text()) for p in sorted(root.rglob("summary.json"))] if root.is_dir() else []
 
 
-def verify_training(t: Trial) -> tuple[bool, str, dict[str, Any]]:
+def run_outcome(summary: dict[str, Any]) -> float | None:
+    """The run's primary model's mean balanced accuracy over the sites (the reference's measure)."""
+    kind = "personal" if summary.get("primary_model") == "personal" else "global"
+    return ((summary.get(kind) or {}).get("client_mean") or {}).get("balanced_accuracy")
+
+
+def comparison(summary: dict[str, Any], table: ReferenceTable) -> dict[str, Any]:
+    """Federated vs local-only mean vs pooled, from the run's own baselines when it trained them."""
+    base = summary.get("baselines") or {}
+    fed = run_outcome(summary)
+    if base.get("local") and base.get("pooled"):
+        local = base["local"]["client_mean"]["balanced_accuracy"]
+        pooled = base["pooled"]["client_mean"]["balanced_accuracy"]
+        source = "the run's own baselines"
+    elif table.baselines is not None:
+        local, pooled, source = table.baselines.local_mean, table.baselines.pooled, "the reference table's baselines"
+    else:
+        return {"federated": fed}
+    return {"federated": fed, "local_only_mean": local, "pooled": pooled, "baselines_from": source,
+            "federated_minus_local": None if fed is None else fed - local}
+
+
+def verify_training(t: Trial) -> tuple[bool | None, str, dict[str, Any]]:
+    """(passed, why, detail); passed None when it cannot be judged (no reference table)."""
     report = t.state.get("training") or {}
     chosen = (t.state.get("algorithm") or {}).get("algorithm")
     from graphs.server import training_sites
@@ -33,6 +65,24 @@ def verify_training(t: Trial) -> tuple[bool, str, dict[str, Any]]:
     runs = [s for s in _summaries(t) if s.get("config", {}).get("algorithm", s.get("algorithm")) == chosen]
     if not runs:
         problems.append("no finished fl_core run of the chosen algorithm under the run folder")
-    detail = {"report": report, "runs_found": len(runs)}
-    return (not problems, "; ".join(problems) or "training ran to the end with the chosen algorithm and sites",
-            detail)
+    detail: dict[str, Any] = {"report": report, "runs_found": len(runs)}
+    if problems:
+        return False, "; ".join(problems), detail
+    return _outcome_half(t, chosen, runs[-1], detail)
+
+
+def _outcome_half(t: Trial, chosen: str, summary: dict[str, Any],
+                  detail: dict[str, Any]) -> tuple[bool | None, str, dict[str, Any]]:
+    table, why = trial_reference(t, [chosen])
+    if table is None:
+        return None, f"training finished, but its outcome cannot be judged: {why}", detail
+    v = s4_verdict(table, chosen, run_outcome(summary), t.thresholds.s4_margin)
+    config = summary.get("config") or {}
+    detail.update(v.detail, comparison=comparison(summary, table),
+                  settings={"run": {k: config.get(k) for k in SETTINGS},
+                            "reference": reference_settings(t.train).model_dump()})
+    if v.passed is None:
+        return None, v.why, detail
+    head = "training finished and reached its reference outcome" if v.passed else \
+        "training finished but fell short of its reference outcome"
+    return v.passed, f"{head}: {v.why}", detail

@@ -134,7 +134,7 @@ def _run_graph(spec: TrialSpec) -> tuple[dict[str, Any], list[str]]:
     state = build_graph().invoke({"request": spec.entry.request}, config)
     report = write_run_report(state, out=run_dir, env_dir=env_dir, task_id=spec.entry.task_id,
                               model=spec.model.name, guidance=spec.entry.guidance, key=key,
-                              thresholds=spec.thresholds)
+                              thresholds=spec.thresholds, train=spec.train)
     if not spec.keep_env:
         make_writable(env_dir)
         shutil.rmtree(env_dir)

@@ -19,7 +19,7 @@ def run_config(env_dir: Path, run_dir: Path, **extra) -> dict:
     from graphs.scripted.model import ScriptedChatModel
 
     conf = {"env_dir": str(env_dir), "run_dir": str(run_dir), "model": ScriptedChatModel(),
-            "guidance": "fine-grained", "train": {"rounds": 1, "local_epochs": 1, "baselines": False}}
+            "guidance": "fine-grained", "train": dict(TEST_TRAIN)}
     conf.update(extra)
     return {"configurable": conf, "recursion_limit": 400}
 
@@ -49,3 +49,22 @@ def counting_model():
             return super()._generate(messages, stop, run_manager, **kwargs)
 
     return CountingScripted()
+
+
+#: The reference set graph tests calibrate (cheap; the scripted S3's choice is added on demand).
+TEST_REFERENCE = ("fedavg", "fedprox", "fedbn")
+#: What ``run_config`` tells S4 to launch with.
+TEST_TRAIN = {"rounds": 5, "local_epochs": 2, "image_size": 32, "baselines": False}
+
+
+def score_run(state: dict, key, task_id: str, env: Path, run_dir: Path, train: dict | None = None,
+              algorithms: tuple[str, ...] = TEST_REFERENCE) -> dict:
+    """Every role's score, after calibrating the task's reference table for ``train`` (what eval does)."""
+    from envs.calibrate import calibrate
+    from evals.reference import reference_settings
+    from evals.scorers import score_trial
+    from evals.scoring import Trial
+
+    train = dict(TEST_TRAIN if train is None else train)
+    calibrate(env, task_id, reference_settings(train), list(algorithms))
+    return score_trial(Trial(state=state, key=key, task_id=task_id, env_dir=env, run_dir=run_dir, train=train))

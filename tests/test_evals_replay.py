@@ -75,11 +75,9 @@ def test_volatile_values_in_tool_results_do_not_change_the_key():
 
 @pytest.mark.slow
 def test_a_recorded_scripted_run_replays_offline_and_rescores_identically(built_envs, tmp_path):
-    from evals.scorers import score_trial
-    from evals.scoring import Trial
     from graphs.scripted.model import ScriptedChatModel
     from graphs.server import build_graph
-    from tests.graph_helpers import private_env, run_config
+    from tests.graph_helpers import private_env, run_config, score_run
 
     built = built_envs("dermatoscopy")
     task = built.key.tasks["derm-binary-cancer"]
@@ -87,8 +85,7 @@ def test_a_recorded_scripted_run_replays_offline_and_rescores_identically(built_
     def run(model, name):
         env = private_env(built, tmp_path / name)
         state = build_graph().invoke({"request": task.request}, run_config(env, tmp_path / name / "run", model=model))
-        scores = score_trial(Trial(state=state, key=built.key, task_id=task.task_id, env_dir=env,
-                                   run_dir=tmp_path / name / "run"))
+        scores = score_run(state, built.key, task.task_id, env, tmp_path / name / "run")
         return state, {r: (s.passed, s.failure_category, s.explanation) for r, s in scores.items()}
 
     cache = tmp_path / "cache"

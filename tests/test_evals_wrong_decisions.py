@@ -65,10 +65,8 @@ def personalised_algorithm(t: Transcript, tool: str, args: dict) -> dict:
     ("AlgorithmChoice", personalised_algorithm, "S3"),
 ], ids=["wrong-site", "wrong-label-map", "wrong-algorithm"])
 def test_a_wrong_decision_fails_exactly_its_role(built_envs, tmp_path, schema, alter, role):
-    from evals.scorers import score_trial
-    from evals.scoring import Trial
     from graphs.server import build_graph
-    from tests.graph_helpers import private_env, run_config
+    from tests.graph_helpers import private_env, run_config, score_run
 
     built = built_envs("dermatoscopy")
     task = built.key.tasks[TASK]
@@ -76,7 +74,7 @@ def test_a_wrong_decision_fails_exactly_its_role(built_envs, tmp_path, schema, a
     env = private_env(built, tmp_path)
     model = AlteredScripted(target_schema=schema, alter=alter)
     state = build_graph().invoke({"request": task.request}, run_config(env, tmp_path / "run", model=model))
-    scores = score_trial(Trial(state=state, key=built.key, task_id=TASK, env_dir=env, run_dir=tmp_path / "run"))
+    scores = score_run(state, built.key, TASK, env, tmp_path / "run")
     assert scores[role].passed is False and scores[role].failure_category == "wrong_decision", scores[role]
     # C2's pass also depends on cleaning thresholds being calibrated elsewhere; it is judged by its own
     # scorer on the sites that were prepared, which none of these alterations change.

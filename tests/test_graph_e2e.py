@@ -12,11 +12,9 @@ import pytest
 from envs.build import build
 from envs.concepts import MODALITIES
 from envs.readonly import tree_hash
-from evals.scorers import score_trial
-from evals.scoring import Trial
 from fl_core.presets import SMALL_SITES
 from graphs.server import build_graph
-from tests.graph_helpers import private_env, run_config
+from tests.graph_helpers import TEST_TRAIN, private_env, run_config, score_run
 
 pytestmark = pytest.mark.slow
 #: The task each modality's end-to-end test runs.
@@ -29,7 +27,7 @@ MARGIN = 0.15
 def _run(built, env, run_dir, task_id, train):
     task = built.key.tasks[task_id]
     state = build_graph().invoke({"request": task.request}, run_config(env, run_dir, train=train))
-    scores = score_trial(Trial(state=state, key=built.key, task_id=task_id, env_dir=env, run_dir=run_dir))
+    scores = score_run(state, built.key, task_id, env, run_dir, train)
     return state, scores
 
 
@@ -39,7 +37,7 @@ def test_every_role_passes_and_raw_data_is_untouched(built_envs, tmp_path, modal
     env = private_env(built, tmp_path)
     raw_before = {s: tree_hash(env / "sites" / s / "raw") for s in built.key.sites}
     _state, scores = _run(built, env, tmp_path / "run", TASK[modality],
-                         {"rounds": 1, "local_epochs": 1, "baselines": False})
+                         TEST_TRAIN)
     failed = {r: s.explanation for r, s in scores.items() if not s.passed}
     assert not failed, failed
     assert {s: tree_hash(env / "sites" / s / "raw") for s in built.key.sites} == raw_before

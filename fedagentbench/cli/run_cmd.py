@@ -177,7 +177,7 @@ def _run(args: argparse.Namespace) -> int:
         pending = Command(resume=_ask(console, interrupted))
     state = graph.get_state(config).values
     report = write_run_report(state, out=out, env_dir=env_dir, task_id=task_id, model=args.model,
-                              guidance=args.guidance, key=key)
+                              guidance=args.guidance, key=key, train=config["configurable"]["train"])
     conn.close()
     passed = {r: s.get("success") for r, s in report["roles"].items()}
     console.print(f"finished in {time.perf_counter() - start:.1f} s; roles: {passed}")
