@@ -1,5 +1,7 @@
 """Deliberately wrong decisions: the scripted policy with one role altered makes exactly that role's
-scorer fail (and no other role, none of these alterations having declared dependents)."""
+scorer fail (and no other role, none of these alterations having declared dependents). The training
+phase's wrong decisions (a poorly performing algorithm, a run launched too short) are judged by
+measured outcomes, in tests/test_evals_outcome_decisions.py."""
 
 from __future__ import annotations
 
@@ -52,18 +54,10 @@ def swap_two_classes(t: Transcript, tool: str, args: dict) -> dict:
     return args
 
 
-def personalised_algorithm(t: Transcript, tool: str, args: dict) -> dict:
-    """S3 picks FedBN (a personalised method) for a task that wants a generic one."""
-    if tool == "submit_AlgorithmChoice":
-        args.update(algorithm="fedbn", reason="chosen wrongly on purpose")
-    return args
-
-
 @pytest.mark.parametrize("schema, alter, role", [
     ("Approvals", dismiss_one_site, "S2"),
     ("HarmonizationReport", swap_two_classes, "C3"),
-    ("AlgorithmChoice", personalised_algorithm, "S3"),
-], ids=["wrong-site", "wrong-label-map", "wrong-algorithm"])
+], ids=["wrong-site", "wrong-label-map"])
 def test_a_wrong_decision_fails_exactly_its_role(built_envs, tmp_path, schema, alter, role):
     from graphs.server import build_graph
     from tests.graph_helpers import private_env, run_config, score_run

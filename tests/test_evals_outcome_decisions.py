@@ -1,0 +1,90 @@
+"""Outcome-grounded S3/S4 against real measurements: a name from the old acceptable set whose measured
+outcome is poor fails S3, and a run launched too short fails S4, each failing exactly its role.
+
+Run on histopathology at scale 0.5 with the small-sites settings, where federated training learns
+(at the CI scale every algorithm sits near chance and no choice can be told from another). The
+poor choice is found by calibrating, never written down: the test fails if no old-set member falls
+outside the margin, since then the case it stands for does not exist on this data.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from envs.build import build
+from envs.tasks import GENERIC
+from evals.reference import reference_settings
+from evals.scoring import Thresholds
+from fl_core.presets import SMALL_SITES
+from tests.graph_helpers import private_env, run_config, score_run
+from tests.test_evals_wrong_decisions import AlteredScripted, Transcript
+
+pytestmark = pytest.mark.slow
+
+TASK = "histo-tumor-detection"  # no implicit goal; the old key accepted every GENERIC name
+TRAIN = {**SMALL_SITES, "rounds": 5, "image_size": 32, "baselines": False}
+#: Old acceptable-set members calibrated (enough to hold both good and poor ones; the rest cost time).
+CANDIDATES = ("fedavg", "feddyn", "fedavgm", "fedadagrad", "fedadam", "fedyogi", "fedmedian")
+
+
+@pytest.fixture(scope="module")
+def histo(tmp_path_factory):
+    from envs.calibrate import calibrate
+
+    built = build("histopathology", tmp_path_factory.mktemp("histo") / "env", seed=0, scale=0.5)
+    table = calibrate(built.root, TASK, reference_settings(TRAIN), list(CANDIDATES))
+    return built, table
+
+
+def _run(built, tmp_path, schema: str, alter) -> dict:
+    from graphs.server import build_graph
+
+    env = private_env(built, tmp_path)
+    model = AlteredScripted(target_schema=schema, alter=alter)
+    task = built.key.tasks[TASK]
+    state = build_graph().invoke({"request": task.request},
+                                 run_config(env, tmp_path / "run", model=model, train=dict(TRAIN)))
+    return score_run(state, built.key, TASK, env, tmp_path / "run", TRAIN, CANDIDATES)
+
+
+def _only_failure(scores: dict, role: str) -> None:
+    assert scores[role].passed is False and scores[role].failure_category == "wrong_decision", scores[role]
+    others = {r: s.explanation for r, s in scores.items() if r not in (role, "C2") and not s.passed}
+    assert not others, others
+
+
+def test_an_old_acceptable_name_with_a_poor_measured_outcome_fails_s3(histo, tmp_path):
+    built, table = histo
+    margin = Thresholds().s3_margin
+    best, top = table.best()
+    poor = [n for n in CANDIDATES if n in GENERIC and table.outcome(n) is not None
+            and table.outcome(n) < top - margin]
+    assert poor, f"no old-set member falls outside the margin here: {[(n, table.outcome(n)) for n in CANDIDATES]}"
+    worst = min(poor, key=lambda n: table.outcome(n))
+
+    def choose_worst(t: Transcript, tool: str, args: dict[str, Any]) -> dict[str, Any]:
+        if tool == "submit_AlgorithmChoice":
+            args.update(algorithm=worst, reason="an old acceptable name, chosen on purpose")
+        return args
+
+    scores = _run(built, tmp_path, "AlgorithmChoice", choose_worst)
+    _only_failure(scores, "S3")
+    d = scores["S3"].detail
+    assert d["chosen"] == worst and d["best"] == best and d["regret"] > margin
+
+
+def test_a_run_launched_too_short_fails_s4(histo, tmp_path):
+    built, _ = histo
+
+    def one_round(t: Transcript, tool: str, args: dict[str, Any]) -> dict[str, Any]:
+        if tool == "launch_training":
+            args.update(rounds=1, local_epochs=1)
+        return args
+
+    scores = _run(built, tmp_path, "TrainingReport", one_round)
+    _only_failure(scores, "S4")
+    d = scores["S4"].detail
+    assert d["measured"] < d["reference"] - d["margin"]
+    assert d["settings"]["run"]["rounds"] == 1 and d["settings"]["reference"]["rounds"] == TRAIN["rounds"]
