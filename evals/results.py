@@ -110,7 +110,7 @@ def summarize(rows: list[dict[str, Any]], by: tuple[str, ...] = GROUP) -> pd.Dat
         rec["cost_usd"] = round(float(cost.sum()), 4) if cost.notna().any() else float("nan")
         rec["cost_per_trial_usd"] = round(rec["cost_usd"] / len(trials), 5) if len(trials) else float("nan")
         rec["seconds_per_trial"] = round(float(trials["run_seconds"].mean()), 1) if "run_seconds" in g else float("nan")
-        for col in ("fed_bacc", "local_bacc", "pooled_bacc"):
+        for col in ("fed_bacc", "local_bacc", "pooled_bacc", "s3_regret", "fed_minus_local"):
             vals = pd.to_numeric(trials[col], errors="coerce") if col in trials else pd.Series(dtype=float)
             rec[col] = round(float(vals.mean()), 3) if vals.notna().any() else float("nan")
         out.append(rec)

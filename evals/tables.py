@@ -14,7 +14,8 @@ from evals.results import ROLES, by_tag, failure_counts, summarize
 #: Columns of summary.csv, in order: the issue's role columns, then counts, cost, time and accuracy.
 CSV_COLUMNS = ["model", "modality", "guidance", *ROLES, "overall", "pass^k", "tasks", "trials", "unscored",
                "input_tokens", "output_tokens", "tool_calls", "format_slips", "cost_usd",
-               "cost_per_trial_usd", "seconds_per_trial", "fed_bacc", "local_bacc", "pooled_bacc"]
+               "cost_per_trial_usd", "seconds_per_trial", "fed_bacc", "local_bacc", "pooled_bacc", "s3_regret",
+               "fed_minus_local"]
 
 
 def _cell(x: Any) -> str:
@@ -64,7 +65,10 @@ def write_summaries(out: Path, rows: list[dict[str, Any]], title: str = "FedAgen
         lines.append(f"- **{name}**: {entry_for(name).label}")
     lines += ["", "## All tasks", ""]
     lines += markdown_table(per_model, ["model", *ROLES, "overall", "pass^k", "trials", "unscored",
-                                        "cost_usd", "seconds_per_trial"])
+                                        "s3_regret", "fed_minus_local", "cost_usd", "seconds_per_trial"])
+    lines += ["", ("s3_regret: mean over trials of the best reference outcome minus the chosen algorithm's "
+                   "(balanced accuracy; 0 = the best choice). fed_minus_local: mean over trials of the federated "
+                   "model's outcome minus the local-only mean (above 0: federating helped)."), ""]
     lines += ["", "## By guidance style", ""]
     lines += markdown_table(per_guidance, ["model", "guidance", *ROLES, "overall", "pass^k", "trials"])
     for guidance, part in table.groupby("guidance", sort=True):

@@ -149,7 +149,8 @@ def rows_from_report(base: dict[str, Any], report: dict[str, Any], model: ModelE
     run = {"run_seconds": round(seconds, 2), "phase_seconds": report.get("phase_seconds", {}),
            "fed_bacc": (metrics.get("federated") or {}).get("balanced_accuracy"),
            "local_bacc": metrics.get("local_only_mean"), "pooled_bacc": metrics.get("pooled"),
-           "algorithm": (report.get("algorithm") or {}).get("algorithm"), "replay_misses": len(misses)}
+           "algorithm": (report.get("algorithm") or {}).get("algorithm"), "replay_misses": len(misses),
+           **outcome_figures(report)}
     rows = []
     for role in ROLES:
         verdict = report["roles"].get(role, {})
@@ -166,6 +167,14 @@ def rows_from_report(base: dict[str, Any], report: dict[str, Any], model: ModelE
             row.update(passed=None, failure_category="replay_miss", explanation=misses[0][:500])
         rows.append(row)
     return rows
+
+
+def outcome_figures(report: dict[str, Any]) -> dict[str, float | None]:
+    """S3's regret (best reference outcome minus the chosen one's) and S4's federated-minus-local-only."""
+    roles = report.get("roles", {})
+    s3 = (roles.get("S3") or {}).get("detail") or {}
+    s4 = ((roles.get("S4") or {}).get("detail") or {}).get("comparison") or {}
+    return {"s3_regret": s3.get("regret"), "fed_minus_local": s4.get("federated_minus_local")}
 
 
 def spec_dict(spec: TrialSpec) -> dict[str, Any]:
