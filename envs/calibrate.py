@@ -135,7 +135,8 @@ def calibrate(env_dir: str | Path, task_id: str, settings: ReferenceSettings, al
         data = load_data(cfg)
         if table is None:
             table = ReferenceTable(modality=env.key.modality, env_seed=env.key.seed, scale=env.key.scale,
-                                   task_id=task_id, settings=settings, sites=[c.name for c in data.clients])
+                                   task_id=task_id, settings=settings, sites=[c.name for c in data.clients],
+                                   test_sizes=[len(c.test) for c in data.clients])
         if table.baselines is None:
             table.baselines = baselines(cfg, data)
             table.seconds += time.perf_counter() - t0

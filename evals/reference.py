@@ -21,7 +21,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 #: Bump when the way a table is computed changes, so cached tables of the old way are recomputed.
-REFERENCE_VERSION = 1
+REFERENCE_VERSION = 2
 
 
 class ReferenceSettings(BaseModel):
@@ -90,6 +90,7 @@ class ReferenceTable(BaseModel):
     task_id: str
     settings: ReferenceSettings
     sites: list[str]
+    test_sizes: list[int] = Field(default_factory=list, description="test images per site, by site order")
     rows: dict[str, AlgorithmOutcome] = Field(default_factory=dict)
     baselines: Baselines | None = None
     seconds: float = Field(default=0.0, description="total wall seconds spent calibrating")

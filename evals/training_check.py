@@ -10,10 +10,9 @@ too few rounds, too few epochs or a learning rate far off fails even though it "
 from __future__ import annotations
 
 import json
-import math
 from typing import Any
 
-from evals.outcome_rules import s4_verdict
+from evals.outcome_rules import noise_margin, s4_verdict
 from evals.reference import ReferenceTable, reference_settings
 from evals.reference_lookup import trial_reference
 from evals.scoring import Trial
@@ -31,26 +30,6 @@ def run_outcome(summary: dict[str, Any]) -> float | None:
     """The run's primary model's mean balanced accuracy over the sites (the reference's measure)."""
     kind = "personal" if summary.get("primary_model") == "personal" else "global"
     return ((summary.get(kind) or {}).get("client_mean") or {}).get("balanced_accuracy")
-
-
-#: Standard errors a run's outcome may differ from its reference by before S4 calls it short.
-NOISE_Z = 2.0
-
-
-def noise_margin(summary: dict[str, Any]) -> float:
-    """How far two honest runs' outcomes can differ on test splits this small (two standard errors).
-
-    Each site's balanced accuracy on ``n`` test images has a standard error of at most
-    ``sqrt(0.25 / n)``; the mean over ``k`` sites has ``sqrt(sum se_i^2) / k``, and the difference of two
-    independent runs (the agent's and the reference's, on differently split folders) ``sqrt(2)`` times
-    that. On a few images per site this exceeds the seed-spread margin, and a shortfall inside it
-    is noise, not a bad launch; on real-sized sites the measured margin governs.
-    """
-    sizes = [c.get("n") for c in (summary.get("global") or {}).get("clients", []) if c.get("n")]
-    if not sizes:
-        return 0.0
-    se_mean = math.sqrt(sum(0.25 / n for n in sizes)) / len(sizes)
-    return NOISE_Z * math.sqrt(2) * se_mean
 
 
 def comparison(summary: dict[str, Any], table: ReferenceTable) -> dict[str, Any]:
@@ -97,7 +76,7 @@ def _outcome_half(t: Trial, chosen: str, summary: dict[str, Any],
     table, why = trial_reference(t, [chosen])
     if table is None:
         return None, f"training finished, but its outcome cannot be judged: {why}", detail
-    noise = noise_margin(summary)
+    noise = noise_margin([c.get("n") or 0 for c in (summary.get("global") or {}).get("clients", [])])
     v = s4_verdict(table, chosen, run_outcome(summary), max(t.thresholds.s4_margin, noise))
     config = summary.get("config") or {}
     detail.update(v.detail, suite_margin=t.thresholds.s4_margin, noise_margin=round(noise, 3),

@@ -34,3 +34,14 @@ def test_s4_margin_arithmetic():
     t = constructed_table({"fedavg": 0.80})
     assert s4_verdict(t, "fedavg", 0.76, 0.05).passed is True
     assert s4_verdict(t, "fedavg", 0.70, 0.05).passed is False
+
+
+def test_noise_margin_widens_on_tiny_test_splits_only():
+    """Pure arithmetic: a few test images per site make two honest outcomes differ by more than the
+    seed-spread margin; real-sized splits do not, so there the suite's margin governs."""
+    from evals.outcome_rules import noise_margin
+
+    tiny, real = noise_margin([5, 3, 6, 5]), noise_margin([400, 400, 400])
+    assert tiny > 0.3 > 0.15 > real > 0
+    assert noise_margin([]) == 0.0
+    assert noise_margin([5, 5]) > noise_margin([5, 5, 5, 5])  # more sites average the noise down
