@@ -15,7 +15,7 @@ import pytest
 
 from envs.build import build
 from envs.tasks import GENERIC
-from evals.outcome_rules import noise_margin
+from evals.outcome_rules import best_of_z, noise_margin
 from evals.reference import reference_settings
 from evals.scoring import Thresholds
 from fl_core.presets import SMALL_SITES
@@ -58,7 +58,8 @@ def _only_failure(scores: dict, role: str) -> None:
 
 def test_an_old_acceptable_name_with_a_poor_measured_outcome_fails_s3(histo, tmp_path):
     built, table = histo
-    margin = max(Thresholds().s3_margin, noise_margin(table.test_sizes))  # what S3 is judged with
+    noise = noise_margin(table.test_sizes, best_of_z(len(table.rows)))
+    margin = max(Thresholds().s3_margin, noise)  # what S3 is judged with
     best, top = table.best()
     poor = [n for n in CANDIDATES if n in GENERIC and table.outcome(n) is not None
             and table.outcome(n) < top - margin]
