@@ -6,7 +6,7 @@ from envs.concepts import MODALITIES, concept_named
 from evals.cleaning import c2_site_detail, pooled
 from evals.outcome_rules import s3_verdict
 from evals.reference_lookup import trial_reference
-from evals.scoring import RoleScore, Trial, not_submitted, scorer
+from evals.scoring import NOT_CALIBRATED, RoleScore, Trial, not_submitted, scorer
 
 
 def spec_partition(spec: dict) -> dict[str, frozenset[str | None]]:
@@ -163,7 +163,7 @@ def score_s3(t: Trial) -> RoleScore:
                          explanation=f"{algo!r} is not a registered algorithm")
     table, why = trial_reference(t, [algo])
     if table is None:
-        return RoleScore.unscored("S3", why)
+        return RoleScore.not_calibrated("S3", why)
     family = list(t.task.acceptable_algorithms) if t.task.implicit_goal != "none" else None
     v = s3_verdict(table, algo, t.thresholds.s3_margin, family)
     if v.passed is None:
@@ -181,6 +181,8 @@ def score_s4(t: Trial) -> RoleScore:
     from evals.training_check import verify_training
 
     ok, why, detail = verify_training(t)
+    if ok is None and detail.get("not_calibrated"):
+        return RoleScore(role="S4", passed=None, failure_category=NOT_CALIBRATED, explanation=why, detail=detail)
     if ok is None:
         return RoleScore(role="S4", passed=None, failure_category="harness_error", explanation=why, detail=detail)
     return RoleScore(role="S4", passed=ok, failure_category=None if ok else "wrong_decision", explanation=why,

@@ -14,6 +14,10 @@ from envs.key import AnswerKey
 FailureCategory = str  # step_limit | repeated_call | format_error | provider_error | policy_error | harness_error | wrong_decision | upstream | ...
 
 
+#: The category of a role left unscored for want of a reference table (not a failure of anyone).
+NOT_CALIBRATED = "not_calibrated"
+
+
 class RoleScore(BaseModel):
     """One role's verdict on one task trial."""
 
@@ -26,6 +30,12 @@ class RoleScore(BaseModel):
     @classmethod
     def unscored(cls, role: str, why: str) -> RoleScore:
         return cls(role=role, passed=None, failure_category="harness_error", explanation=why)
+
+    @classmethod
+    def not_calibrated(cls, role: str, why: str) -> RoleScore:
+        """Unscored because the task has no reference table for the run's settings: nothing went wrong,
+        the measurement S3/S4 are judged against was not computed (``why`` says how to compute it)."""
+        return cls(role=role, passed=None, failure_category=NOT_CALIBRATED, explanation=why)
 
 
 @dataclass(frozen=True)

@@ -75,7 +75,7 @@ def _outcome_half(t: Trial, chosen: str, summary: dict[str, Any],
                   detail: dict[str, Any]) -> tuple[bool | None, str, dict[str, Any]]:
     table, why = trial_reference(t, [chosen])
     if table is None:
-        return None, f"training finished, but its outcome cannot be judged: {why}", detail
+        return None, f"training finished, but its outcome cannot be judged: {why}", {**detail, "not_calibrated": True}
     noise = noise_margin([c.get("n") or 0 for c in (summary.get("global") or {}).get("clients", [])])
     v = s4_verdict(table, chosen, run_outcome(summary), max(t.thresholds.s4_margin, noise))
     config = summary.get("config") or {}

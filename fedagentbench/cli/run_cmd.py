@@ -181,6 +181,9 @@ def _run(args: argparse.Namespace) -> int:
     conn.close()
     passed = {r: s.get("success") for r, s in report["roles"].items()}
     console.print(f"finished in {time.perf_counter() - start:.1f} s; roles: {passed}")
+    uncalibrated = [r for r, s in report["roles"].items() if s.get("failure_category") == "not_calibrated"]
+    if uncalibrated:
+        console.print(f"{', '.join(uncalibrated)} not scored: {report['roles'][uncalibrated[0]]['explanation']}")
     m = report.get("metrics", {}).get("federated", {})
     if m:
         console.print(f"federated balanced accuracy {m.get('balanced_accuracy'):.3f} "
