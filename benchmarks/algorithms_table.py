@@ -123,7 +123,7 @@ def algorithm_row(name: str, cfg: RunConfig, data: FederatedData, out: Path, fed
         log.exception("%s failed", name)
         return {**row, "global_balanced_accuracy": f"failed: {type(exc).__name__}: {str(exc)[:120]}"}
     spr = mean(h["round_seconds"] for h in r.history)
-    personal = None if r.personal_metrics is r.global_metrics else r.personal_metrics["client_mean"]["balanced_accuracy"]
+    personal = r.personal_metrics["client_mean"]["balanced_accuracy"] if r.has_personal else None
     return {**row, "algorithm": name + (" *" if r.primary_model == "personal" else ""),
             "global_balanced_accuracy": r.global_metrics["client_mean"]["balanced_accuracy"],
             "personalised_balanced_accuracy": personal, "seconds_per_round": spr,

@@ -56,13 +56,12 @@ def train_outcome(name: str, cfg, data) -> AlgorithmOutcome:
         log.exception("%s failed", name)
         return AlgorithmOutcome(algorithm=name, error=f"{type(exc).__name__}: {str(exc)[:300]}",
                                 seconds=time.perf_counter() - t)
-    personal = None if r.personal_metrics is r.global_metrics else r.personal_metrics
-    primary = personal if r.primary_model == "personal" and personal is not None else r.global_metrics
-    per_site = {c.name: float(m["balanced_accuracy"]) for c, m in zip(data.clients, primary["clients"])}
+    per_site = {c.name: float(m["balanced_accuracy"]) for c, m in zip(data.clients, r.primary_metrics["clients"])}
     return AlgorithmOutcome(
-        algorithm=name, primary_model="personal" if primary is personal else "global",
+        algorithm=name, primary_model="personal" if r.primary_metrics is r.personal_metrics and r.has_personal
+        else "global",
         global_bacc=float(r.global_metrics["client_mean"]["balanced_accuracy"]),
-        personal_bacc=None if personal is None else float(personal["client_mean"]["balanced_accuracy"]),
+        personal_bacc=float(r.personal_metrics["client_mean"]["balanced_accuracy"]) if r.has_personal else None,
         per_site=per_site, seconds=time.perf_counter() - t)
 
 

@@ -27,7 +27,13 @@ def _summaries(t: Trial) -> list[dict[str, Any]]:
 
 
 def run_outcome(summary: dict[str, Any]) -> float | None:
-    """The run's primary model's mean balanced accuracy over the sites (the reference's measure)."""
+    """The run's primary model's mean balanced accuracy over the sites (the reference's measure).
+
+    ``summary.json`` carries it as ``outcome`` (:attr:`fl_core.result.RunResult.outcome`); summaries
+    written before it did are read from the primary model's metrics.
+    """
+    if summary.get("outcome") is not None:
+        return float(summary["outcome"])
     kind = "personal" if summary.get("primary_model") == "personal" else "global"
     return ((summary.get(kind) or {}).get("client_mean") or {}).get("balanced_accuracy")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -70,10 +71,31 @@ class RunResult:
         return sum(len(s) for s in self.skipped_images)
 
     @property
+    def has_personal(self) -> bool:
+        """The algorithm keeps personalised models (its personal metrics are not the global ones)."""
+        if self.personal_metrics is self.global_metrics:
+            return False
+        # a result read back from summary.json (the Flower engines) holds two equal copies; NaN != NaN
+        return _key(self.personal_metrics) != _key(self.global_metrics)
+
+    @property
+    def primary_metrics(self) -> dict[str, Any]:
+        """Last round's test metrics of the model the algorithm is judged by."""
+        return self.personal_metrics if self.primary_model == "personal" and self.has_personal else self.global_metrics
+
+    @property
     def final(self) -> dict[str, float]:
         """Pooled test metrics of the primary model after the last round."""
-        m = self.personal_metrics if self.primary_model == "personal" else self.global_metrics
-        return m["overall"]
+        return self.primary_metrics["overall"]
+
+    @property
+    def outcome(self) -> float:
+        """The primary model's balanced accuracy, unweighted mean over the sites' test splits.
+
+        The one figure a run is judged by: reference tables (``envs calibrate``) record it per
+        algorithm and S4 compares a run's own against them, so both read it from here.
+        """
+        return float(self.primary_metrics["client_mean"]["balanced_accuracy"])
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able summary (without the per-round history)."""
@@ -87,6 +109,7 @@ class RunResult:
             "best_round": self.best_round,
             "primary_model": self.primary_model,
             "final": self.final,
+            "outcome": self.outcome,
             "global": self.global_metrics,
             "personal": self.personal_metrics,
             "train_images": self.train_images,
@@ -100,3 +123,8 @@ class RunResult:
                                for i, (name, files) in enumerate(zip(self.client_names, self.skipped_images))
                                if files],
         }
+
+
+def _key(metrics: dict[str, Any]) -> str:
+    """A comparable text of a metrics dict (NumPy numbers and NaN included)."""
+    return json.dumps(metrics, sort_keys=True, default=str)

@@ -45,6 +45,23 @@ def test_two_round_run_writes_all_reports(tmp_path):
     assert csv_lines[0].startswith("round,model,client,accuracy") and len(csv_lines) == 1 + 2 * 2 * 4
 
 
+@pytest.mark.parametrize("algorithm", ["fedavg", "ditto"])
+def test_outcome_is_the_primary_models_client_mean(tmp_path, algorithm):
+    """Reference tables and S4 judge a run by one figure; summary.json carries it for S4 to read back."""
+    from evals.training_check import run_outcome
+
+    dirs = make_noise_folders(tmp_path / "data", clients=2, per_class=8, classes=2)
+    result = run(_cfg(dirs, tmp_path / "out", rounds=1, image_size=16, algorithm=algorithm))
+    model = result.personal_metrics if algorithm == "ditto" else result.global_metrics
+    assert result.has_personal is (algorithm == "ditto") and result.primary_model == ("personal" if
+                                                                                        algorithm == "ditto" else "global")
+    assert result.outcome == pytest.approx(model["client_mean"]["balanced_accuracy"])
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert run_outcome(summary) == pytest.approx(result.outcome)
+    del summary["outcome"]  # a summary written before the field existed is read the same way
+    assert run_outcome(summary) == pytest.approx(result.outcome)
+
+
 def test_fedavg_learns_shapes_clearly_above_chance(shapes, tmp_path):
     result = run(_cfg(shapes, tmp_path, rounds=5, local_epochs=2))
     assert result.final["balanced_accuracy"] > 0.6  # chance is 1/3
