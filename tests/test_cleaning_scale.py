@@ -136,3 +136,22 @@ def test_large_jpegs_decode_reduced_and_give_the_same_duplicate_pairs(tmp_path):
 
     full = [fingerprints_of(cleaning_scan.read_image(p)) for p in files]
     assert pairs(reduced.images) == pairs(full) == {(i, 12 + i) for i in range(3)}
+
+
+@pytest.mark.parametrize("n", [2000, 8000])
+def test_a_large_group_of_one_offtopic_kind_is_found_at_any_folder_size(n):
+    """1% of a folder of one other kind: each has dozens of its kind nearer than any on-topic image,
+    which masked them from a fixed-k neighbour score over the whole folder (34 of 87 found at 10k
+    X-rays, 1 of 489 at 50k); scored against small reference samples every one stands out."""
+    from tools.cleaning_offtopic import group_cut, offtopic_cut, outlier_scores
+
+    rng = np.random.default_rng(0)
+    on_topic = rng.normal(0, 1, (n, 20))
+    centre = np.zeros(20)
+    centre[:3] = 20.0  # another modality: far from every on-topic image, close to its own kind
+    off = centre + rng.normal(0, 0.5, (n // 100, 20))
+    features = np.vstack([on_topic, off])
+    scores = outlier_scores(features)
+    flagged = set(np.flatnonzero(scores >= group_cut(scores, features, offtopic_cut(scores))))
+    assert flagged >= set(range(n, n + n // 100))
+    assert len(flagged) <= n // 100 + n // 500
