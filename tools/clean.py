@@ -19,10 +19,10 @@ from langchain_core.tools import BaseTool, ToolException
 from pydantic import BaseModel, Field
 
 from tools.cleaning_duplicates import DUPLICATE_SIMILARITY, find_duplicate_groups
-from tools.cleaning_features import FolderImages, fingerprints_of, image_features, load_folder
+from tools.cleaning_features import FolderImages, image_features, load_folder
 from tools.cleaning_labels import LABEL_FIT_MAX, LABEL_MIN_MARGIN, label_issues_of
 from tools.cleaning_offtopic import OFFTOPIC_Z, offtopic_indices_of
-from tools.cleaning_pairs import Fingerprints
+from tools.cleaning_pairs import FingerprintStore
 from tools.cleaning_scan import blas_single_threaded
 from tools.imageio import read_image
 from tools.privacy import DATA_NOTE, as_data, bounded
@@ -136,9 +136,10 @@ def find_duplicates(ws: Workspace, folder: str, mode: Mode = "flag",
     Run this first: duplicates would otherwise leak between training and test splits.
     """
     t0 = time.perf_counter()
-    root, data = _open_folder(ws, folder, mode == "remove", fingerprints_of, "find_duplicates")
+    store = FingerprintStore()
+    root, data = _open_folder(ws, folder, mode == "remove", store.add, "find_duplicates")
     with blas_single_threaded():
-        found = find_duplicate_groups(Fingerprints.gather(data.images), data.sizes,
+        found = find_duplicate_groups(store.fingerprints(data.images), data.sizes,
                                       lambda i: read_image(data.paths[i]), min_similarity)
     hits, reasons = [], {}
     for g in found.groups:

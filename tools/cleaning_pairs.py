@@ -25,12 +25,14 @@ projections (2 KiB an image); no N x N matrix is formed.
 from __future__ import annotations
 
 import logging
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
+from PIL import Image
 
-from tools.cleaning_features import similar_pairs
+from tools.cleaning_features import fingerprints_of, similar_pairs
 from tools.cleaning_scan import SCAN_WORKERS, Progress
 
 log = logging.getLogger(__name__)
@@ -97,14 +99,6 @@ class Fingerprints:
             list(pool.map(block, range(0, len(raw), BLOCK)))
         self._cache: dict[int, np.ndarray] = {}
 
-    @classmethod
-    def gather(cls, views: list[np.ndarray]) -> Fingerprints:
-        """One array of a scan's per-image views; the list is emptied as it is copied (no second copy)."""
-        raw = np.empty((len(views), *views[0].shape), dtype=np.float16) if views else np.zeros((0, 1, 1), np.float16)
-        for i in range(len(views)):
-            raw[i], views[i] = views[i], None
-        return cls(raw)
-
     def _normalise(self, raw: np.ndarray) -> np.ndarray:
         v = raw.astype(np.float32) - self.mean
         v -= v.mean(axis=-1, keepdims=True)
@@ -138,6 +132,43 @@ class Fingerprints:
             ba = np.matmul(b[:, 1:], a[:, 0, :, None])[..., 0]
             out[start:start + batch] = np.maximum(ab.max(axis=1), ba.max(axis=1, initial=-1.0))
         return out
+
+
+class FingerprintStore:
+    """A scan's fingerprints, written into blocks of :data:`BLOCK` images as the scan threads make them.
+
+    A scan that kept one small array per image and stacked them at the end held every fingerprint
+    twice at the peak (2.0 GiB for 50k images, of which 0.8 GiB were the stacked copy): the small
+    arrays' memory is not returned to the system when freed. Blocks are allocations of their own
+    (16 MiB), freed one by one as :meth:`fingerprints` copies them out.
+    """
+
+    def __init__(self) -> None:
+        self._blocks: list[np.ndarray | None] = []
+        self._count = 0
+        self._lock = threading.Lock()
+
+    def add(self, img: Image.Image) -> int:
+        """Fingerprint one image (:func:`~tools.cleaning_features.fingerprints_of`); return its slot."""
+        views = fingerprints_of(img)
+        with self._lock:
+            slot, self._count = self._count, self._count + 1
+            if slot // BLOCK == len(self._blocks):
+                self._blocks.append(np.empty((BLOCK, *views.shape), dtype=np.float16))
+            block = self._blocks[slot // BLOCK]
+        block[slot % BLOCK] = views
+        return slot
+
+    def fingerprints(self, slots: list[int]) -> Fingerprints:
+        """:class:`Fingerprints` of the images in ``slots`` order (what :meth:`add` returned for each)."""
+        slots_a = np.asarray(slots, dtype=np.int64)
+        shape = self._blocks[0].shape[1:] if self._blocks else (1, 1)
+        out = np.empty((len(slots_a), *shape), dtype=np.float16)
+        for b in range(len(self._blocks)):
+            rows = np.flatnonzero(slots_a // BLOCK == b)
+            out[rows] = self._blocks[b][slots_a[rows] % BLOCK]
+            self._blocks[b] = None
+        return Fingerprints(out)
 
 
 def _projection(fp: Fingerprints, dims: int, seed: int = 0) -> np.ndarray:
