@@ -168,3 +168,30 @@ def test_a_fingerprint_store_gives_each_scanned_image_its_own_fingerprints(tmp_p
     fp = store.fingerprints(scanned.images)
     direct = Fingerprints(np.stack([fingerprints_of(cleaning_scan.read_image(p)) for p in scanned.paths]))
     assert len(fp) == 30 and np.array_equal(fp.views, direct.views)
+
+
+def test_a_description_cache_reuses_unchanged_files_and_redescribes_changed_ones(tmp_path):
+    """find_offtopic then find_label_errors describe the same folder: the second scan decodes only
+    files that changed (size or modification time) and gives the same result as a fresh scan."""
+    import os
+
+    _folder(tmp_path / "ds", 30)
+    root = tmp_path / "ds"
+    files = sorted(p for p in root.rglob("*") if p.is_file())
+    described: list[int] = []
+
+    def describe(img: Image.Image) -> int:
+        described.append(1)
+        return int(np.asarray(img).sum())
+
+    cache = cleaning_scan.DescriptionCache()
+    first = load_folder(files, root, describe, cache=cache)
+    changed = root / "c0" / "im_000.png"
+    Image.fromarray(np.full((24, 24), 7, dtype=np.uint8)).save(changed)
+    os.utime(changed, ns=(1, 1))
+    described.clear()
+    again = load_folder(files, root, describe, cache=cache)
+    assert len(described) == 1  # only the changed file (the unreadable one is retried, not described)
+    assert again.images == load_folder(files, root, describe).images != first.images
+    assert again.unreadable == first.unreadable and again.sizes == first.sizes
+    assert cleaning_scan.DescriptionCache().entries(root) == {} and cache.entries(tmp_path / "other") == {}

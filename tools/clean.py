@@ -23,7 +23,7 @@ from tools.cleaning_features import FolderImages, image_features, load_folder
 from tools.cleaning_labels import LABEL_FIT_MAX, LABEL_MIN_MARGIN, label_issues_of
 from tools.cleaning_offtopic import OFFTOPIC_Z, offtopic_indices_of
 from tools.cleaning_pairs import FingerprintStore
-from tools.cleaning_scan import blas_single_threaded
+from tools.cleaning_scan import DescriptionCache, blas_single_threaded
 from tools.imageio import read_image
 from tools.privacy import DATA_NOTE, as_data, bounded
 from tools.sandbox import Workspace
@@ -61,8 +61,13 @@ class LabelErrorArgs(_Folder):
                                           "fewer, surer images, lower it to find more")
 
 
+#: Image features of the last folder described, shared by find_offtopic and find_label_errors (see
+#: :class:`~tools.cleaning_scan.DescriptionCache`).
+FEATURES = DescriptionCache()
+
+
 def _open_folder(ws: Workspace, folder: str, write: bool, describe: Callable[[Any], Any],
-                 step: str) -> tuple[Path, FolderImages]:
+                 step: str, cache: DescriptionCache | None = None) -> tuple[Path, FolderImages]:
     """The organised folder to clean: under ``work/`` only (never raw/, the site root or work/removed/),
     and what ``describe`` keeps of each of its images (each decoded once, its pixels then dropped).
 
@@ -78,7 +83,7 @@ def _open_folder(ws: Workspace, folder: str, write: bool, describe: Callable[[An
                             "folders under 'work/' that organize_dataset wrote; pass 'work/organized/<dataset>'")
     files = ws.walk_files(root)
     with blas_single_threaded():
-        data = load_folder(files, root, describe, what=f"{step}: reading images")
+        data = load_folder(files, root, describe, what=f"{step}: reading images", cache=cache)
     if not data.images:
         raise ToolException(f"{as_data(folder, 120)} holds no readable images; organise the dataset into it first "
                             f"({len(data.unreadable)} unreadable, {len(data.skipped)} non-image files)")
@@ -162,7 +167,7 @@ def find_offtopic(ws: Workspace, folder: str, mode: Mode = "flag", z_threshold: 
     Use mode='remove' to move them to work/removed/offtopic/.
     """
     t0 = time.perf_counter()
-    root, data = _open_folder(ws, folder, mode == "remove", image_features, "find_offtopic")
+    root, data = _open_folder(ws, folder, mode == "remove", image_features, "find_offtopic", FEATURES)
     with blas_single_threaded():
         idx, scores = offtopic_indices_of(data.images, z_threshold)
     hits = [data.paths[i] for i in idx]
@@ -182,7 +187,7 @@ def find_label_errors(ws: Workspace, folder: str, mode: Mode = "flag", folds: in
     first. Use mode='remove' to move them to work/removed/label_errors/ (they are not relabelled).
     """
     t0 = time.perf_counter()
-    root, data = _open_folder(ws, folder, mode == "remove", image_features, "find_label_errors")
+    root, data = _open_folder(ws, folder, mode == "remove", image_features, "find_label_errors", FEATURES)
     with blas_single_threaded():
         found = label_issues_of(data.images, data.labels, folds, min_margin=min_margin, max_fit=LABEL_FIT_MAX)
     hits = [data.paths[i] for i in found.indices]
