@@ -94,6 +94,7 @@ def test_progress_goes_to_the_log_and_not_into_the_tool_output(tmp_path, monkeyp
     with caplog.at_level(logging.INFO, logger="tools"):
         res = tool.invoke({"folder": "work/organized/ds", "mode": "flag"})
     assert res["images_checked"] == 30
+    assert res["similarity_threshold"] == cleaning_detect.DUPLICATE_SIMILARITY  # unlike noise: the floor holds
     assert any("find_duplicates: reading images" in r.getMessage() for r in caplog.records)
     assert "reading images" not in str(res)
 
