@@ -7,7 +7,10 @@ and wrong labels so the detectors have real work, then runs ``find_duplicates``,
 and ``find_label_errors`` (flag mode, through their LangChain tools) each in its own subprocess, so
 that one tool's peak resident memory does not mix with another's. Printed per size and tool:
 wall seconds and images/s, CPU seconds (user + system, all threads) and images per CPU-second,
-peak RSS, the RSS before the call (imports), and flagged against planted.
+peak RSS, the RSS before the call (imports), flagged against planted, and precision and recall
+against the planted kind: a flagged copy is right when it and the image kept for it are renders of
+the same original; an off-topic or label-error flag when the file was planted as one (re-derived
+from the seeded renderer, see :func:`planted`). ``--markdown`` also writes the table as Markdown.
 
 Generated folders are kept under ``--work`` and reused (rendering 50k images takes minutes).
 The figures are wall-clock on a shared machine: say what else was running when quoting them.
@@ -33,6 +36,9 @@ from pathlib import Path
 import numpy as np
 
 TOOLS = ("find_duplicates", "find_offtopic", "find_label_errors")
+#: find_label_errors measured right after find_offtopic in the same process, as the C2 steps run: it
+#: reuses the features find_offtopic computed (tools.clean.FEATURES). Opt-in with --tools.
+AFTER_OFFTOPIC = "find_label_errors_after_offtopic"
 FOLDER = "work/organized/scale"
 #: Shares of the folder that are planted copies, off-topic images and wrong labels (as the environments plant).
 DUPLICATE_SHARE, OFFTOPIC_SHARE, NOISE_SHARE = 0.02, 0.01, 0.03
@@ -112,12 +118,66 @@ def _cpu_s() -> float:
     return r.ru_utime + r.ru_stime
 
 
+def planted(site: Path) -> dict[str, set[str]]:
+    """The folder's planted files by kind (``duplicate``, ``offtopic``, ``label_noise``), re-derived
+    as :func:`_render_chunk` drew them: the first random number of image ``i``'s generator decides
+    off-topic, and a file in another class folder than its concept is a wrong label."""
+    from envs.synth import get_renderer
+
+    meta = json.loads((site / "generated.json").read_text())
+    concepts = [str(c) for c in get_renderer(meta["modality"]).concepts]
+    out: dict[str, set[str]] = {"duplicate": set(), "offtopic": set(), "label_noise": set()}
+    for p in (site / FOLDER).glob("*/*.png"):
+        name = f"{p.parent.name}/{p.name}"
+        i = int(p.stem.split("_")[-1])
+        if p.name.startswith("dup_"):
+            out["duplicate"].add(name)
+        elif np.random.default_rng([meta["seed"], i]).random() < OFFTOPIC_SHARE:
+            out["offtopic"].add(name)
+        elif p.parent.name != concepts[i % len(concepts)]:
+            out["label_noise"].add(name)
+    return out
+
+
+KIND = {"find_duplicates": "duplicate", "find_offtopic": "offtopic", "find_label_errors": "label_noise",
+        AFTER_OFFTOPIC: "label_noise"}
+
+
+def _score(tool_name: str, site: Path, hits: list[str], reasons: dict[str, str]) -> dict[str, float | int]:
+    """Right flags, precision and recall of one tool's flags against the planted files."""
+    truth = planted(site)[KIND[tool_name]]
+    if tool_name == "find_duplicates":  # right when the kept image is a render of the same original
+        def index(name: str) -> str:
+            return name.rsplit("_", 1)[-1]
+        right = sum(index(h) == index(reasons[h].rsplit(" ", 1)[-1]) for h in hits)
+    else:
+        right = len(set(hits) & truth)
+    return {"right": right, "precision": right / max(1, len(hits)), "recall": right / max(1, len(truth))}
+
+
 def run_one(tool_name: str, site: Path) -> dict:
-    """In a fresh process: invoke one cleaning tool on the site's folder and measure it."""
+    """In a fresh process: invoke one cleaning tool on the site's folder and measure it.
+
+    The tools report a few example names only; every flagged file is read from what the tool passes
+    to ``tools.clean._report`` (wrapped here), so the flags can be scored.
+    """
+    from tools import clean
     from tools.clean import make_cleaning_tools
     from tools.sandbox import Workspace
 
-    tool = {t.name: t for t in make_cleaning_tools(Workspace.open(site))}[tool_name]
+    flagged: dict[str, object] = {}
+    report = clean._report
+
+    def spy(ws, step, mode, root, data, hits, reasons, seconds, extra):
+        flagged["hits"] = [p.relative_to(root).as_posix() for p in hits]
+        flagged["reasons"] = {p.relative_to(root).as_posix(): r for p, r in reasons.items()}
+        return report(ws, step, mode, root, data, hits, reasons, seconds, extra)
+
+    clean._report = spy
+    tools = {t.name: t for t in make_cleaning_tools(Workspace.open(site))}
+    if tool_name == AFTER_OFFTOPIC:
+        tools["find_offtopic"].invoke({"folder": FOLDER, "mode": "flag"})
+    tool = tools[tool_name.removesuffix("_after_offtopic")]
     before = _rss_mib()
     cpu0 = _cpu_s()
     t0 = time.perf_counter()
@@ -126,9 +186,11 @@ def run_one(tool_name: str, site: Path) -> dict:
     cpu = _cpu_s() - cpu0
     if not isinstance(res, dict):
         raise TypeError(f"{tool_name} failed: {res}")
+    keys = ("groups", "similarity_threshold", "model_balanced_accuracy", "model_fit_images")
     return {"tool": tool_name, "seconds": seconds, "cpu_s": cpu, "images": res["images_checked"], "flagged": res["flagged"],
             "rss_before_mib": before, "peak_rss_mib": _rss_mib(),
-            "extra": {k: res[k] for k in ("groups", "model_balanced_accuracy", "model_fit_images") if k in res}}
+            **_score(tool_name, site, flagged["hits"], flagged["reasons"]),
+            "extra": {k: res[k] for k in keys if k in res}}
 
 
 def measure(tool_name: str, site: Path, timeout: float) -> dict:
@@ -145,15 +207,30 @@ def measure(tool_name: str, site: Path, timeout: float) -> dict:
 
 
 def _planted(tool_name: str, counts: dict[str, int]) -> int:
-    kind = {"find_duplicates": "duplicate", "find_offtopic": "offtopic", "find_label_errors": "label_noise"}
-    return counts.get(kind[tool_name], 0)
+    return counts.get(KIND[tool_name], 0)
+
+
+def markdown(results: list[dict], load_start: float) -> str:
+    """The results as a Markdown table, with the machine and its load."""
+    head = ("| images | tool | seconds | images/s | CPU s | images/CPU-s | peak RSS MiB | flagged | planted "
+            "| precision | recall | load (1 min) |")
+    lines = [f"Measured on {os.cpu_count()} cores; load average {load_start:.1f} at start.", "", head,
+             "|" + "---|" * (head.count("|") - 1)]
+    for r in results:
+        if "error" in r:
+            lines.append(f"| {r['size']} | {r['tool']} | {r['error']} |")
+            continue
+        lines.append(f"| {r['images']} | {r['tool']} | {r['seconds']:.1f} | {r['images'] / r['seconds']:.0f} "
+                     f"| {r['cpu_s']:.1f} | {r['images'] / r['cpu_s']:.0f} | {r['peak_rss_mib']:.0f} | {r['flagged']} "
+                     f"| {r['planted']} | {r['precision']:.3f} | {r['recall']:.3f} | {r['load']:.1f} |")
+    return "\n".join(lines) + "\n"
 
 
 def main() -> None:
     """Generate the folders, time each tool on each, print one table."""
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", type=int, nargs="+", default=[10_000, 50_000])
-    ap.add_argument("--tools", nargs="+", choices=TOOLS, default=list(TOOLS))
+    ap.add_argument("--tools", nargs="+", choices=(*TOOLS, AFTER_OFFTOPIC), default=list(TOOLS))
     ap.add_argument("--modality", default="xray", choices=sorted(OTHER))
     ap.add_argument("--side", type=int, default=128, help="stored image side (sites store 96-144 px)")
     ap.add_argument("--seed", type=int, default=0)
@@ -161,17 +238,20 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2, help="processes that render the images")
     ap.add_argument("--timeout", type=float, default=3600, help="seconds one tool may run")
     ap.add_argument("--json", type=Path, default=None, help="also write the results here")
-    ap.add_argument("--child", choices=TOOLS, help=argparse.SUPPRESS)
+    ap.add_argument("--markdown", type=Path, default=None, help="also write the table here as Markdown")
+    ap.add_argument("--child", choices=(*TOOLS, AFTER_OFFTOPIC), help=argparse.SUPPRESS)
     ap.add_argument("--child-site", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s: %(message)s")
+    logging.getLogger("faiss").setLevel(logging.WARNING)  # its loader logs each CPU variant it tries
     if args.child:
         print(json.dumps(run_one(args.child, args.child_site)), flush=True)
         return
     results = []
-    print(f"load (1 min avg) at start: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores", flush=True)
+    load_start = os.getloadavg()[0]
+    print(f"load (1 min avg) at start: {load_start:.1f} on {os.cpu_count()} cores", flush=True)
     print(f"{'images':>7} {'tool':<18}{'seconds':>9}{'img/s':>8}{'cpu s':>8}{'img/cpu-s':>10}{'peak MiB':>10}{'base MiB':>10}"
-          f"{'flagged':>9}{'planted':>9}  load", flush=True)
+          f"{'flagged':>9}{'planted':>9}{'prec':>7}{'recall':>7}  load", flush=True)
     for n in args.sizes:
         site = args.work / f"{args.modality}_{args.side}px_n{n}_seed{args.seed}"
         counts = generate(site, n, args.modality, args.side, args.seed, args.workers)
@@ -185,9 +265,11 @@ def main() -> None:
             print(f"{r['images']:>7} {tool_name:<18}{r['seconds']:>9.1f}{r['images'] / r['seconds']:>8.0f}"
                   f"{r['cpu_s']:>8.1f}{r['images'] / r['cpu_s']:>10.0f}"
                   f"{r['peak_rss_mib']:>10.0f}{r['rss_before_mib']:>10.0f}{r['flagged']:>9}{r['planted']:>9}"
-                  f"  {r['load']:.1f} {r['extra'] or ''}", flush=True)
+                  f"{r['precision']:>7.3f}{r['recall']:>7.3f}  {r['load']:.1f} {r['extra'] or ''}", flush=True)
     if args.json:
         args.json.write_text(json.dumps(results, indent=1))
+    if args.markdown:
+        args.markdown.write_text(markdown(results, load_start))
 
 
 if __name__ == "__main__":

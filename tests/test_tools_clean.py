@@ -208,7 +208,7 @@ def test_offtopic_cut_flags_nothing_in_a_folder_whose_tail_continues_smoothly(n)
 def test_tail_spacing_test_accepts_a_smooth_exponential_tail(n, monkeypatch):
     """The spacing criterion itself (Renyi: exponential tails have alike normalised spacings). A real
     folder's scores reaching OFFTOPIC_CLEAR_Z are cut regardless, so that shortcut is off here."""
-    import tools.cleaning_detect as detect
+    import tools.cleaning_offtopic as detect
 
     monkeypatch.setattr(detect, "OFFTOPIC_CLEAR_Z", np.inf)
     assert not tail_stands_out(_smooth_tail(n, "exponential"))

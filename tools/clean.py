@@ -18,17 +18,12 @@ from typing import Any, Literal
 from langchain_core.tools import BaseTool, ToolException
 from pydantic import BaseModel, Field
 
-from tools.cleaning_detect import (
-    DUPLICATE_SIMILARITY,
-    LABEL_FIT_MAX,
-    LABEL_MIN_MARGIN,
-    OFFTOPIC_Z,
-    duplicate_groups_of,
-    label_issues_of,
-    offtopic_indices_of,
-)
-from tools.cleaning_features import FolderImages, fingerprints_of, image_features, load_folder
-from tools.cleaning_pairs import Fingerprints
+from tools.cleaning_duplicates import DUPLICATE_SIMILARITY, find_duplicate_groups
+from tools.cleaning_features import FolderImages, image_features, load_folder
+from tools.cleaning_labels import LABEL_FIT_MAX, LABEL_MIN_MARGIN, label_issues_of
+from tools.cleaning_offtopic import OFFTOPIC_Z, offtopic_indices_of
+from tools.cleaning_pairs import FingerprintStore
+from tools.cleaning_scan import DescriptionCache, blas_single_threaded
 from tools.imageio import read_image
 from tools.privacy import DATA_NOTE, as_data, bounded
 from tools.sandbox import Workspace
@@ -66,8 +61,13 @@ class LabelErrorArgs(_Folder):
                                           "fewer, surer images, lower it to find more")
 
 
+#: Image features of the last folder described, shared by find_offtopic and find_label_errors (see
+#: :class:`~tools.cleaning_scan.DescriptionCache`).
+FEATURES = DescriptionCache()
+
+
 def _open_folder(ws: Workspace, folder: str, write: bool, describe: Callable[[Any], Any],
-                 step: str) -> tuple[Path, FolderImages]:
+                 step: str, cache: DescriptionCache | None = None) -> tuple[Path, FolderImages]:
     """The organised folder to clean: under ``work/`` only (never raw/, the site root or work/removed/),
     and what ``describe`` keeps of each of its images (each decoded once, its pixels then dropped).
 
@@ -82,7 +82,8 @@ def _open_folder(ws: Workspace, folder: str, write: bool, describe: Callable[[An
         raise ToolException(f"{as_data(folder, 120)} is not an organised dataset folder: cleaning works only on "
                             "folders under 'work/' that organize_dataset wrote; pass 'work/organized/<dataset>'")
     files = ws.walk_files(root)
-    data = load_folder(files, root, describe, what=f"{step}: reading images")
+    with blas_single_threaded():
+        data = load_folder(files, root, describe, what=f"{step}: reading images", cache=cache)
     if not data.images:
         raise ToolException(f"{as_data(folder, 120)} holds no readable images; organise the dataset into it first "
                             f"({len(data.unreadable)} unreadable, {len(data.skipped)} non-image files)")
@@ -133,22 +134,26 @@ def find_duplicates(ws: Workspace, folder: str, mode: Mode = "flag",
     """Find near-duplicate images (resized, re-encoded or slightly cropped copies) in an organised folder.
 
     Groups images whose perceptual fingerprints match and keeps one per group (the one at the
-    folder's usual size and sharpest, i.e. the likely original). Use mode='remove' to move the
+    folder's usual size and sharpest, i.e. the likely original). In large folders of alike images the
+    similarity needed is raised above min_similarity to what distinct images there rarely reach by
+    chance (reported as similarity_threshold). Use mode='remove' to move the
     extra copies to work/removed/duplicates/ (a manifest lists them; nothing is deleted).
     Run this first: duplicates would otherwise leak between training and test splits.
     """
     t0 = time.perf_counter()
-    root, data = _open_folder(ws, folder, mode == "remove", fingerprints_of, "find_duplicates")
-    groups = duplicate_groups_of(Fingerprints.gather(data.images), data.sizes, lambda i: read_image(data.paths[i]),
-                                 min_similarity)
+    store = FingerprintStore()
+    root, data = _open_folder(ws, folder, mode == "remove", store.add, "find_duplicates")
+    with blas_single_threaded():
+        found = find_duplicate_groups(store.fingerprints(data.images), data.sizes,
+                                      lambda i: read_image(data.paths[i]), min_similarity)
     hits, reasons = [], {}
-    for g in groups:
+    for g in found.groups:
         keep = data.paths[g[0]]
         for i in g[1:]:
             hits.append(data.paths[i])
             reasons[data.paths[i]] = f"near-duplicate of {ws.rel(keep)}"
     return _report(ws, "duplicates", mode, root, data, hits, reasons, time.perf_counter() - t0,
-                   {"groups": len(groups)})
+                   {"groups": len(found.groups), "similarity_threshold": round(found.threshold, 4)})
 
 
 def find_offtopic(ws: Workspace, folder: str, mode: Mode = "flag", z_threshold: float = OFFTOPIC_Z) -> dict:
@@ -162,8 +167,9 @@ def find_offtopic(ws: Workspace, folder: str, mode: Mode = "flag", z_threshold: 
     Use mode='remove' to move them to work/removed/offtopic/.
     """
     t0 = time.perf_counter()
-    root, data = _open_folder(ws, folder, mode == "remove", image_features, "find_offtopic")
-    idx, scores = offtopic_indices_of(data.images, z_threshold)
+    root, data = _open_folder(ws, folder, mode == "remove", image_features, "find_offtopic", FEATURES)
+    with blas_single_threaded():
+        idx, scores = offtopic_indices_of(data.images, z_threshold)
     hits = [data.paths[i] for i in idx]
     reasons = {data.paths[i]: f"outlier score z={scores[i]:.1f}" for i in idx}
     extra = {"note_small": "fewer than 4 images: nothing can be called an outlier"} if len(data.images) < 4 else {}
@@ -181,8 +187,9 @@ def find_label_errors(ws: Workspace, folder: str, mode: Mode = "flag", folds: in
     first. Use mode='remove' to move them to work/removed/label_errors/ (they are not relabelled).
     """
     t0 = time.perf_counter()
-    root, data = _open_folder(ws, folder, mode == "remove", image_features, "find_label_errors")
-    found = label_issues_of(data.images, data.labels, folds, min_margin=min_margin, max_fit=LABEL_FIT_MAX)
+    root, data = _open_folder(ws, folder, mode == "remove", image_features, "find_label_errors", FEATURES)
+    with blas_single_threaded():
+        found = label_issues_of(data.images, data.labels, folds, min_margin=min_margin, max_fit=LABEL_FIT_MAX)
     hits = [data.paths[i] for i in found.indices]
     reasons = {data.paths[i]: f"label '{data.labels[i]}' contradicted by out-of-fold predictions"
                for i in found.indices}

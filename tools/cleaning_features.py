@@ -14,7 +14,7 @@ import itertools
 from functools import cache
 
 import numpy as np
-from PIL import Image, ImageFilter
+from PIL import Image
 
 from tools.cleaning_scan import FolderImages, load_folder  # noqa: F401  (re-exported: they lived here)
 
@@ -30,27 +30,82 @@ CROP_MARGINS = (0.0, 0.02, 0.0275, 0.035, 0.0425, 0.05, 0.0575, 0.065)
 FINGERPRINT_SIDE = 32
 
 
+#: Standard deviation (in thumbnail pixels) of the blur whose difference makes the band-pass.
+FINGERPRINT_BLUR = 1.5
+
+
 def fingerprint_views(img: Image.Image) -> np.ndarray:
     """Band-pass 32x32 grey thumbnails of the image and of centre crops (one row per margin).
 
     The band-pass (image minus its blur) keeps the detail that tells two images of the same
     anatomy apart; the crop views let a trimmed-and-rescaled copy line up with its original.
+
+    Computed as matrix products on the decoded grey array: each view is ``Ry @ g @ Rx`` with the
+    resampling weights of Pillow's antialiased bilinear resize of that crop, and the blur is a
+    matrix of Pillow's three-pass extended box blur, both cached per image size. This gives
+    Pillow's crop + resize + ``GaussianBlur`` to within its 8-bit rounding (at most 2 grey levels,
+    measured on all six modalities), at a third of the cost: eight crops, resizes and blurs of
+    ``Image`` objects took ~1.2 ms an image, most of the duplicate finder's time.
     """
-    g = img.convert("L")
-    w, h = g.size
-    rows: dict[int, np.ndarray] = {}  # margin in pixels -> view (on small images two margins round alike)
+    g = np.asarray(img.convert("L"), dtype=np.float32)
+    h, w = g.shape
+    rows, cols_t = _view_resamplers(w, h)
+    v = np.matmul((rows @ g).reshape(len(CROP_MARGINS), FINGERPRINT_SIDE, w), cols_t)
+    blur = _blur_matrix(FINGERPRINT_SIDE, FINGERPRINT_BLUR)
+    return (v - blur @ v @ blur.T).reshape(len(CROP_MARGINS), FINGERPRINT_SIDE * FINGERPRINT_SIDE)
+
+
+@cache
+def _view_resamplers(w: int, h: int) -> tuple[np.ndarray, np.ndarray]:
+    """Row weights of every view stacked (views x side, h), and column weights transposed (views, w, side)."""
+    rows, cols = [], []
     for f in CROP_MARGINS:
         m = round(min(w, h) * f)
-        if m in rows:
-            continue
-        t = (g.crop((m, m, w - m, h - m)) if m else g).resize((FINGERPRINT_SIDE, FINGERPRINT_SIDE), Image.BILINEAR)
-        a = np.asarray(t, dtype=np.float32) - np.asarray(t.filter(ImageFilter.GaussianBlur(1.5)), dtype=np.float32)
-        rows[m] = a.ravel()
-    return np.stack([rows[round(min(w, h) * f)] for f in CROP_MARGINS])
+        rows.append(_bilinear_weights(h, m, h - m, FINGERPRINT_SIDE))
+        cols.append(_bilinear_weights(w, m, w - m, FINGERPRINT_SIDE))
+    rows_all = np.concatenate(rows).astype(np.float32)
+    return rows_all, np.ascontiguousarray(np.stack(cols).transpose(0, 2, 1), dtype=np.float32)
+
+
+def _bilinear_weights(size: int, lo: int, hi: int, out: int) -> np.ndarray:
+    """(out, size) weights of Pillow's antialiased bilinear resampling of pixels ``lo..hi-1`` to ``out``.
+
+    As Pillow's ``precompute_coeffs``: a triangle filter widened by the reduction factor, centred on
+    each output pixel's centre, clipped to the crop and normalised.
+    """
+    scale = (hi - lo) / out
+    widen = max(scale, 1.0)
+    weights = np.zeros((out, size))
+    for o in range(out):
+        centre = (o + 0.5) * scale
+        first = max(int(centre - widen + 0.5), 0)
+        last = min(int(centre + widen + 0.5), hi - lo)
+        w = np.maximum(0.0, 1.0 - np.abs((np.arange(first, last) - centre + 0.5) / widen))
+        weights[o, lo + first:lo + last] = w / w.sum()
+    return weights
+
+
+@cache
+def _blur_matrix(n: int, sigma: float, passes: int = 3) -> np.ndarray:
+    """(n, n) matrix of Pillow's ``GaussianBlur(sigma)`` along one axis: ``passes`` extended box blurs.
+
+    The box radius is Pillow's (fractional: the outermost taps weigh the fraction), chosen so the
+    passes' variance is ``sigma`` squared; edges repeat the border pixel.
+    """
+    s2 = sigma * sigma / passes
+    inner = np.floor((np.sqrt(12 * s2 + 1) - 1) / 2)
+    radius = inner + (2 * inner + 1) * (inner * (inner + 1) - 3 * s2) / (6 * (s2 - (inner + 1) ** 2))
+    box = np.zeros((n, n))
+    reach = int(inner)
+    for i in range(n):
+        for d in range(-reach - 1, reach + 2):
+            box[i, min(max(i + d, 0), n - 1)] += 1.0 if abs(d) <= reach else radius - reach
+    box /= 2 * radius + 1
+    return np.linalg.matrix_power(box, passes).astype(np.float32)
 
 
 def fingerprints_of(img: Image.Image) -> np.ndarray:
-    """:func:`fingerprint_views` as ``float16`` (exact: they are differences of 8-bit pixels), half the memory."""
+    """:func:`fingerprint_views` as ``float16`` (within 0.13 of a grey level: ample for correlation), half the memory."""
     return fingerprint_views(img).astype(np.float16)
 
 
@@ -74,11 +129,13 @@ def pair_similarity(v: np.ndarray, i: int, j: int) -> float:
     return s
 
 
-def similar_pairs(views: np.ndarray, min_similarity: float, chunk: int = 1024) -> list[tuple[float, int, int]]:
+def similar_pairs(views: np.ndarray, min_similarity: float, chunk: int = 1024,
+                  nearest: np.ndarray | None = None) -> list[tuple[float, int, int]]:
     """``(similarity, i, j)`` for pairs (i < j) that correlate at least ``min_similarity`` in some view.
 
     ``views`` is (images, margins, pixels), already :func:`normalised_views`. Row chunks keep
-    memory bounded at 10k+ images. Sorted most similar first.
+    memory bounded at 10k+ images. Sorted most similar first. ``nearest``, if given (one float per
+    image), receives each image's highest similarity to any other image.
     """
     v = views
     base = np.ascontiguousarray(v[:, 0])
@@ -89,6 +146,9 @@ def similar_pairs(views: np.ndarray, min_similarity: float, chunk: int = 1024) -
         for k in range(1, v.shape[1]):  # a cropped copy of j matches i's crop view, and vice versa
             sim = np.maximum(sim, v[start:stop, k] @ base.T)
             sim = np.maximum(sim, (v[:, k] @ base[start:stop].T).T)
+        if nearest is not None:
+            sim[np.arange(stop - start), np.arange(start, stop)] = -1.0
+            nearest[start:stop] = sim.max(axis=1, initial=-1.0)
         ii, jj = np.nonzero(sim >= min_similarity)
         for i, j in zip(ii, jj):
             a, b = int(i) + start, int(j)
