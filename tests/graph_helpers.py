@@ -68,3 +68,12 @@ def score_run(state: dict, key, task_id: str, env: Path, run_dir: Path, train: d
     train = dict(TEST_TRAIN if train is None else train)
     calibrate(env, task_id, reference_settings(train), list(algorithms))
     return score_trial(Trial(state=state, key=key, task_id=task_id, env_dir=env, run_dir=run_dir, train=train))
+
+
+def run_and_score(built, env: Path, run_dir: Path, task_id: str, train: dict):
+    """The scripted graph on one task of a private environment copy: (final state, role scores)."""
+    from graphs.server import build_graph
+
+    task = built.key.tasks[task_id]
+    state = build_graph().invoke({"request": task.request}, run_config(env, run_dir, train=train))
+    return state, score_run(state, built.key, task_id, env, run_dir, train)

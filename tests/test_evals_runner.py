@@ -1,4 +1,5 @@
-"""The runner's bookkeeping (rows, resume, summaries) and, slow, the full suite end to end with resume."""
+"""The runner's bookkeeping (rows, resume, summaries) and its worker processes; the full suite end to
+end with resume is test_evals_full_suite.py."""
 
 from __future__ import annotations
 
@@ -97,41 +98,6 @@ def test_summaries_and_plots_are_written(tmp_path):
     md = (tmp_path / "summary.md").read_text()
     assert "| model | S1 | C1 | S2 | C2 | C3 | S3 | S4 | overall |" in md and "not an LLM" in md
     assert (tmp_path / "role_heatmap.png").stat().st_size > 0 and (tmp_path / "cost_vs_overall.png").exists()
-
-
-#: The full suite in CI: every template once, small. ``scripted`` ignores the prompt style (its rules
-#: are the same under both), so one style covers every task's environment, request and answer key.
-#: Its reference tables hold three algorithms (one per family the scripted S3 picks from); a trial's
-#: choice outside them is calibrated on demand by the scorer.
-FULL_CI = ["--suite", "full", "--guidance", "fine-grained", "--scale", "0.3",
-           "--reference-algorithms", "fedavg", "fedprox", "fedbn"]
-
-
-@pytest.mark.slow
-def test_full_suite_with_scripted_scores_100_and_resumes_after_a_crash(tmp_path, capsys):
-    from evals.suite import load_suite
-    from fedagentbench.cli import main
-
-    out = tmp_path / "bench"
-    n = len(load_suite("full").entries("fine-grained"))
-    argv = ["eval", "--models", "scripted", *FULL_CI, "--trials", "1", "--jobs", "2", "--out", str(out)]
-    assert main(argv) == 0
-    table = pd.read_csv(out / "summary.csv")
-    assert table["tasks"].sum() == n == 18 and (table["unscored"] == 0).all()
-    below = {r: table.loc[table[r] < 100, ["modality", "guidance", r]].to_dict("records") for r in ROLES}
-    assert not {r: v for r, v in below.items() if v}, below
-
-    # a crash: the last finished trial's rows are lost and a half-written line is left behind
-    lines = (out / "results.jsonl").read_text().splitlines()
-    lost = json.loads(lines[-1])
-    (out / "results.jsonl").write_text("\n".join(lines[:-7]) + "\n" + lines[-1][:50])
-    capsys.readouterr()
-    assert main(argv) == 0
-    said = capsys.readouterr().out
-    assert f"ran 1 task-trial(s), skipped {n - 1}" in said, said
-    rows = load_rows(out / "results.jsonl")
-    assert len(rows) == n * 7
-    assert {(r["task_id"], r["guidance"]) for r in rows if r["role"] == "S1"} >= {(lost["task_id"], lost["guidance"])}
 
 
 _ORPHAN_SCRIPT = '''

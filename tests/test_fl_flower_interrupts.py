@@ -1,0 +1,51 @@
+"""A Flower deployment run started from the CLI and stopped mid-run with Ctrl-C (SIGINT: Python's
+KeyboardInterrupt) or SIGTERM (the launcher's own handler turns it into SystemExit): either way every
+process it started is stopped (checked by process group)."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from tests.flower_helpers import REPO, assert_all_gone, make_sites
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def sites(tmp_path_factory):
+    return make_sites(tmp_path_factory.mktemp("sites"))
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_an_interrupted_run_stops_every_process(sites, tmp_path, sig):
+    cmd = [sys.executable, "-m", "fedagentbench.cli", "train", "--data", *sites, "--engine", "flower-deployment",
+           "--rounds", "50", "--image-size", "16", "--batch-size", "8", "--out", str(tmp_path / "run"), "--quiet"]
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    pids: list[int] = []
+    for line in proc.stderr:  # the launcher logs every process it starts
+        found = re.search(r"started (\S+) \(pid (\d+)\)", line)
+        if found:
+            pids.append(int(found.group(2)))
+        if found and found.group(1).startswith("flwr-run"):
+            break
+    drain = threading.Thread(target=proc.stderr.read, daemon=True)  # a full pipe would block the launcher
+    drain.start()
+    logs = tmp_path / "run" / "flower_logs"
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and proc.poll() is None and not all(  # mid-run: both nodes connected
+            "SuperNode ID" in p.read_text(errors="replace") for p in logs.glob("supernode-*.log")):
+        time.sleep(0.2)
+    assert proc.poll() is None, "the run ended before it could be interrupted"
+    os.kill(proc.pid, sig)
+    assert proc.wait(60) != 0
+    assert len(pids) == 4  # SuperLink, two SuperNodes, flwr run
+    assert_all_gone(pids)
