@@ -19,7 +19,7 @@ from langchain_core.tools import BaseTool, ToolException
 from pydantic import BaseModel, Field
 
 from tools.cleaning_duplicates import DUPLICATE_SIMILARITY, find_duplicate_groups
-from tools.cleaning_features import FolderImages, image_features, load_folder
+from tools.cleaning_features import FolderImages, fingerprints_of, image_features, load_folder
 from tools.cleaning_labels import LABEL_FIT_MAX, LABEL_MIN_MARGIN, label_issues_of
 from tools.cleaning_offtopic import OFFTOPIC_Z, offtopic_indices_of
 from tools.cleaning_pairs import FingerprintStore
@@ -67,7 +67,8 @@ FEATURES = DescriptionCache()
 
 
 def _open_folder(ws: Workspace, folder: str, write: bool, describe: Callable[[Any], Any],
-                 step: str, cache: DescriptionCache | None = None) -> tuple[Path, FolderImages]:
+                 step: str, cache: DescriptionCache | None = None,
+                 keep: Callable[[Any], Any] | None = None) -> tuple[Path, FolderImages]:
     """The organised folder to clean: under ``work/`` only (never raw/, the site root or work/removed/),
     and what ``describe`` keeps of each of its images (each decoded once, its pixels then dropped).
 
@@ -83,7 +84,7 @@ def _open_folder(ws: Workspace, folder: str, write: bool, describe: Callable[[An
                             "folders under 'work/' that organize_dataset wrote; pass 'work/organized/<dataset>'")
     files = ws.walk_files(root)
     with blas_single_threaded():
-        data = load_folder(files, root, describe, what=f"{step}: reading images", cache=cache)
+        data = load_folder(files, root, describe, what=f"{step}: reading images", cache=cache, keep=keep)
     if not data.images:
         raise ToolException(f"{as_data(folder, 120)} holds no readable images; organise the dataset into it first "
                             f"({len(data.unreadable)} unreadable, {len(data.skipped)} non-image files)")
@@ -142,7 +143,7 @@ def find_duplicates(ws: Workspace, folder: str, mode: Mode = "flag",
     """
     t0 = time.perf_counter()
     store = FingerprintStore()
-    root, data = _open_folder(ws, folder, mode == "remove", store.add, "find_duplicates")
+    root, data = _open_folder(ws, folder, mode == "remove", fingerprints_of, "find_duplicates", keep=store.put)
     with blas_single_threaded():
         found = find_duplicate_groups(store.fingerprints(data.images), data.sizes,
                                       lambda i: read_image(data.paths[i]), min_similarity)

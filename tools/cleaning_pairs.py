@@ -150,7 +150,10 @@ class FingerprintStore:
 
     def add(self, img: Image.Image) -> int:
         """Fingerprint one image (:func:`~tools.cleaning_features.fingerprints_of`); return its slot."""
-        views = fingerprints_of(img)
+        return self.put(fingerprints_of(img))
+
+    def put(self, views: np.ndarray) -> int:
+        """Store one image's fingerprints (made here or in a decoding process); return its slot."""
         with self._lock:
             slot, self._count = self._count, self._count + 1
             if slot // BLOCK == len(self._blocks):
