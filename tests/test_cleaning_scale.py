@@ -214,3 +214,29 @@ def test_a_large_folder_decoded_in_worker_processes_gives_the_scan_threads_give(
     assert in_procs.sizes == in_threads.sizes and len(in_procs.unreadable) == 1
     assert np.array_equal(procs_store.fingerprints(in_procs.images).views,
                           threads_store.fingerprints(in_threads.images).views)
+
+
+def _dies_in_a_worker(img: Image.Image) -> np.ndarray:
+    """Fingerprints, but a decoding worker process that runs it dies (as one does on a failed import)."""
+    import multiprocessing
+    import os
+
+    if multiprocessing.parent_process() is not None:
+        os._exit(1)
+    return fingerprints_of(img)
+
+
+def test_dead_decoding_processes_fall_back_to_threads_with_the_same_scan(tmp_path, monkeypatch, caplog):
+    """A worker that dies (a script without a __main__ guard) must not lose the scan: the images it had
+    not returned are decoded in threads, and the scan says so in the log."""
+    _folder(tmp_path / "ds", 30)
+    files = sorted(p for p in (tmp_path / "ds").rglob("*") if p.is_file())
+    in_threads = load_folder(files, tmp_path / "ds", fingerprints_of)
+    monkeypatch.setattr(cleaning_scan, "PROCESS_MIN_IMAGES", 10)
+    with caplog.at_level(logging.WARNING, logger="tools"):
+        rescued = load_folder(files, tmp_path / "ds", _dies_in_a_worker)
+    assert rescued.paths == in_threads.paths and rescued.unreadable == in_threads.unreadable
+    assert all(np.array_equal(a, b) for a, b in zip(rescued.images, in_threads.images))
+    assert any("decoding processes stopped" in r.getMessage() for r in caplog.records)
+    monkeypatch.setenv(cleaning_scan.PROCESSES_ENV, "0")
+    assert isinstance(cleaning_scan._scan_pool(len(files), fingerprints_of), cleaning_scan.ThreadPoolExecutor)

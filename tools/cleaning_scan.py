@@ -18,6 +18,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +39,8 @@ DECODE_MIN_SIDE = 128
 #: Folders with at least this many images to decode are decoded in :data:`SCAN_WORKERS` processes
 #: (spawned once per scan, ~0.5 s each to start), smaller ones in threads.
 PROCESS_MIN_IMAGES = 2000
+#: Set to ``0`` to decode every folder in threads (no worker processes).
+PROCESSES_ENV = "FEDAGENTBENCH_SCAN_PROCESSES"
 #: Images a worker process decodes per task (fewer round trips than one at a time).
 PROCESS_CHUNK = 128
 #: Seconds between two progress lines.
@@ -151,22 +154,20 @@ def load_folder(files: list[Path], root: Path, describe: Callable[[Image.Image],
     keys = {p: _file_key(p) for p in images} if cache is not None else {}
     todo = [p for p in images if not (p in kept and kept[p][0] == keys[p])]
     todo_set = set(todo)
-    with _scan_pool(len(todo), describe) as pool:
-        fresh_results = pool.map(_describe_file, todo, [root] * len(todo), [describe] * len(todo),
-                                 chunksize=PROCESS_CHUNK)  # threads ignore chunksize
-        for p in images:
-            got = (kept[p][1], kept[p][2]) if p not in todo_set else next(fresh_results)
-            progress.step()
-            if isinstance(got, str):
-                out.unreadable.append(got)
-                continue
-            if cache is not None:
-                fresh[p] = keys[p], *got
-            out.paths.append(p)
-            rel = p.relative_to(root)
-            out.labels.append(rel.parts[0] if len(rel.parts) > 1 else "")
-            out.images.append(keep(got[0]) if keep else got[0])
-            out.sizes.append(got[1])
+    fresh_results = _described(todo, root, describe)
+    for p in images:
+        got = (kept[p][1], kept[p][2]) if p not in todo_set else next(fresh_results)
+        progress.step()
+        if isinstance(got, str):
+            out.unreadable.append(got)
+            continue
+        if cache is not None:
+            fresh[p] = keys[p], *got
+        out.paths.append(p)
+        rel = p.relative_to(root)
+        out.labels.append(rel.parts[0] if len(rel.parts) > 1 else "")
+        out.images.append(keep(got[0]) if keep else got[0])
+        out.sizes.append(got[1])
     progress.finish()
     if cache is not None:
         cache.keep(root, fresh)
@@ -183,13 +184,36 @@ def _describe_file(p: Path, root: Path, describe: Callable[[Image.Image], Any] |
     return (describe(img) if describe else img), img.info.get("original_size", img.size)
 
 
+def _described(todo: list[Path], root: Path, describe: Callable[[Image.Image], Any] | None
+               ) -> Iterator[tuple[Any, tuple[int, int]] | str]:
+    """:func:`_describe_file` of each of ``todo``, in order, from worker processes or threads.
+
+    Worker processes that die (a script that starts the tools without an ``if __name__ ==
+    "__main__":`` guard makes each spawned worker fail on import) cost nothing but time: the files
+    they had not returned are decoded in threads, with the same results.
+    """
+    done = 0
+    args = ([root] * len(todo), [describe] * len(todo))
+    try:
+        with _scan_pool(len(todo), describe) as pool:
+            for got in pool.map(_describe_file, todo, *args, chunksize=PROCESS_CHUNK):  # threads ignore chunksize
+                done += 1
+                yield got
+        return
+    except BrokenProcessPool as exc:
+        log.warning("decoding processes stopped (%s); decoding the other %d images in threads", exc, len(todo) - done)
+    with ThreadPoolExecutor(max_workers=SCAN_WORKERS) as pool:
+        yield from pool.map(_describe_file, todo[done:], *(a[done:] for a in args))
+
+
 def _scan_pool(n_images: int, describe: Callable[[Image.Image], Any] | None) -> Executor:
     """Worker processes for a large folder whose images are reduced to descriptions, else threads.
 
     Processes are spawned (never forked: the caller may hold LangGraph, torch or server threads);
     a process that cannot start them (a daemonic worker, a locked-down sandbox) uses threads.
     """
-    if describe is not None and n_images >= PROCESS_MIN_IMAGES and SCAN_WORKERS > 1:
+    if (describe is not None and n_images >= PROCESS_MIN_IMAGES and SCAN_WORKERS > 1
+            and os.environ.get(PROCESSES_ENV, "1") != "0"):
         try:
             return ProcessPoolExecutor(max_workers=SCAN_WORKERS, mp_context=multiprocessing.get_context("spawn"),
                                        initializer=_single_threaded_worker)
