@@ -1,6 +1,6 @@
 """Label errors: how far could a far better model than a site's own get? A ceiling for issue 4's target.
 
-The C2 label-error detector (``tools.cleaning_detect.label_issues``) trains a small model on the
+The C2 label-error detector (``tools.cleaning_labels.label_issues``) trains a small model on the
 folder it checks: tens to a few hundred images. This benchmark asks whether the target (precision
 0.7 at recall 0.5) is out of reach because of that model or because of the images. For every
 labelled dataset of a built environment (duplicates and off-topic images left out, as after the
@@ -79,8 +79,8 @@ def folders_of(env: BuiltEnv, modality: str, min_per_class: int = 5) -> list[Fol
 
 def site_probs(f: Folder) -> np.ndarray:
     """The detector's own out-of-fold probabilities (features and model of ``label_issues``)."""
-    from tools.cleaning_detect import out_of_fold_probs
     from tools.cleaning_features import feature_matrix
+    from tools.cleaning_labels import out_of_fold_probs
 
     return out_of_fold_probs(feature_matrix(f.images), f.given, folds=5)
 
@@ -142,8 +142,8 @@ MODELS = ("site", "pooled", "cnn")
 def probabilities(model: str, folders: list[Folder], modality: str, folds: int, epochs: int,
                   seed: int) -> list[np.ndarray]:
     """Each folder's probabilities over its concepts from one of :data:`MODELS`."""
-    from tools.cleaning_detect import fit_predict_proba
     from tools.cleaning_features import feature_matrix
+    from tools.cleaning_labels import fit_predict_proba
 
     if model == "site":
         return [site_probs(f) for f in folders]

@@ -58,8 +58,7 @@ def train_outcome(name: str, cfg, data) -> AlgorithmOutcome:
                                 seconds=time.perf_counter() - t)
     per_site = {c.name: float(m["balanced_accuracy"]) for c, m in zip(data.clients, r.primary_metrics["clients"])}
     return AlgorithmOutcome(
-        algorithm=name, primary_model="personal" if r.primary_metrics is r.personal_metrics and r.has_personal
-        else "global",
+        algorithm=name, primary_model="global" if r.primary_metrics is r.global_metrics else "personal",
         global_bacc=float(r.global_metrics["client_mean"]["balanced_accuracy"]),
         personal_bacc=float(r.personal_metrics["client_mean"]["balanced_accuracy"]) if r.has_personal else None,
         per_site=per_site, seconds=time.perf_counter() - t)

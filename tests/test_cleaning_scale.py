@@ -12,7 +12,7 @@ from PIL import Image
 
 from envs.messiness import near_duplicate
 from envs.synth import get_renderer
-from tools import cleaning_detect, cleaning_labels, cleaning_pairs, cleaning_scan
+from tools import cleaning_duplicates, cleaning_labels, cleaning_pairs, cleaning_scan
 from tools.clean import make_cleaning_tools
 from tools.cleaning_features import fingerprints_of, image_features, normalised_views, similar_pairs
 from tools.cleaning_pairs import Fingerprints, candidate_pairs, similar_pairs_bounded
@@ -58,7 +58,7 @@ def test_chance_threshold_rises_with_the_chance_similarity_of_a_folder():
 
 def test_bounded_search_finds_the_planted_copies():
     images = _xrays(120, 10, seed=1)
-    groups = cleaning_detect.duplicate_groups(images)
+    groups = cleaning_duplicates.duplicate_groups(images)
     copies = {k for g in groups for k in g[1:]}
     assert set(range(120, 130)) <= {k for g in groups for k in g} and len(copies) >= 10
 
@@ -94,7 +94,7 @@ def test_progress_goes_to_the_log_and_not_into_the_tool_output(tmp_path, monkeyp
     with caplog.at_level(logging.INFO, logger="tools"):
         res = tool.invoke({"folder": "work/organized/ds", "mode": "flag"})
     assert res["images_checked"] == 30
-    assert res["similarity_threshold"] == cleaning_detect.DUPLICATE_SIMILARITY  # unlike noise: the floor holds
+    assert res["similarity_threshold"] == cleaning_duplicates.DUPLICATE_SIMILARITY  # unlike noise: the floor holds
     assert any("find_duplicates: reading images" in r.getMessage() for r in caplog.records)
     assert "reading images" not in str(res)
 
@@ -133,7 +133,7 @@ def test_large_jpegs_decode_reduced_and_give_the_same_duplicate_pairs(tmp_path):
 
     def pairs(views: list[np.ndarray]) -> set[tuple[int, int]]:
         v = normalised_views(np.stack(views).astype(np.float32))
-        return {(i, j) for _, i, j in similar_pairs(v, cleaning_detect.DUPLICATE_SIMILARITY)}
+        return {(i, j) for _, i, j in similar_pairs(v, cleaning_duplicates.DUPLICATE_SIMILARITY)}
 
     full = [fingerprints_of(cleaning_scan.read_image(p)) for p in files]
     assert pairs(reduced.images) == pairs(full) == {(i, 12 + i) for i in range(3)}

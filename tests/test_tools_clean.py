@@ -15,14 +15,8 @@ import torch
 from PIL import Image
 
 from tools.clean import make_cleaning_tools
-from tools.cleaning_detect import (
-    group_cut,
-    label_issues,
-    offtopic_cut,
-    offtopic_indices,
-    outlier_scores,
-    tail_stands_out,
-)
+from tools.cleaning_labels import label_issues
+from tools.cleaning_offtopic import group_cut, offtopic_cut, offtopic_indices, outlier_scores, tail_stands_out
 from tools.sandbox import Workspace
 
 torch.set_num_threads(1)
@@ -333,7 +327,7 @@ def test_the_original_is_kept_over_its_jpeg_reencoded_copy_in_a_jpeg_dataset(ori
     from PIL import ImageFilter
 
     from envs.synth import get_renderer
-    from tools.cleaning_detect import keep_first
+    from tools.cleaning_duplicates import keep_first
 
     soft = ImageFilter.GaussianBlur(1.5)
     rendered = get_renderer("fundus").render("dr_moderate", np.random.default_rng(3), 128).filter(soft)

@@ -19,11 +19,11 @@ from langchain_core.tools import BaseTool, ToolException
 from pydantic import BaseModel, Field
 
 from tools.cleaning_duplicates import DUPLICATE_SIMILARITY, find_duplicate_groups
-from tools.cleaning_features import FolderImages, fingerprints_of, image_features, load_folder
+from tools.cleaning_features import fingerprints_of, image_features
 from tools.cleaning_labels import LABEL_FIT_MAX, LABEL_MIN_MARGIN, label_issues_of
 from tools.cleaning_offtopic import OFFTOPIC_Z, offtopic_indices_of
 from tools.cleaning_pairs import FingerprintStore
-from tools.cleaning_scan import DescriptionCache, blas_single_threaded
+from tools.cleaning_scan import DescriptionCache, FolderImages, blas_single_threaded, load_folder
 from tools.imageio import read_image
 from tools.privacy import DATA_NOTE, as_data, bounded
 from tools.sandbox import Workspace
@@ -83,8 +83,7 @@ def _open_folder(ws: Workspace, folder: str, write: bool, describe: Callable[[An
         raise ToolException(f"{as_data(folder, 120)} is not an organised dataset folder: cleaning works only on "
                             "folders under 'work/' that organize_dataset wrote; pass 'work/organized/<dataset>'")
     files = ws.walk_files(root)
-    with blas_single_threaded():
-        data = load_folder(files, root, describe, what=f"{step}: reading images", cache=cache, keep=keep)
+    data = load_folder(files, root, describe, what=f"{step}: reading images", cache=cache, keep=keep)
     if not data.images:
         raise ToolException(f"{as_data(folder, 120)} holds no readable images; organise the dataset into it first "
                             f"({len(data.unreadable)} unreadable, {len(data.skipped)} non-image files)")
@@ -130,6 +129,7 @@ def _report(ws: Workspace, step: str, mode: Mode, root: Path, data: FolderImages
     return out
 
 
+@blas_single_threaded()
 def find_duplicates(ws: Workspace, folder: str, mode: Mode = "flag",
                     min_similarity: float = DUPLICATE_SIMILARITY) -> dict:
     """Find near-duplicate images (resized, re-encoded or slightly cropped copies) in an organised folder.
@@ -144,9 +144,8 @@ def find_duplicates(ws: Workspace, folder: str, mode: Mode = "flag",
     t0 = time.perf_counter()
     store = FingerprintStore()
     root, data = _open_folder(ws, folder, mode == "remove", fingerprints_of, "find_duplicates", keep=store.put)
-    with blas_single_threaded():
-        found = find_duplicate_groups(store.fingerprints(data.images), data.sizes,
-                                      lambda i: read_image(data.paths[i]), min_similarity)
+    found = find_duplicate_groups(store.fingerprints(data.images), data.sizes,
+                                  lambda i: read_image(data.paths[i]), min_similarity)
     hits, reasons = [], {}
     for g in found.groups:
         keep = data.paths[g[0]]
@@ -157,6 +156,7 @@ def find_duplicates(ws: Workspace, folder: str, mode: Mode = "flag",
                    {"groups": len(found.groups), "similarity_threshold": round(found.threshold, 4)})
 
 
+@blas_single_threaded()
 def find_offtopic(ws: Workspace, folder: str, mode: Mode = "flag", z_threshold: float = OFFTOPIC_Z) -> dict:
     """Find images that do not belong to the folder's imaging modality (another modality, a photo of a form).
 
@@ -169,14 +169,14 @@ def find_offtopic(ws: Workspace, folder: str, mode: Mode = "flag", z_threshold: 
     """
     t0 = time.perf_counter()
     root, data = _open_folder(ws, folder, mode == "remove", image_features, "find_offtopic", FEATURES)
-    with blas_single_threaded():
-        idx, scores = offtopic_indices_of(data.images, z_threshold)
+    idx, scores = offtopic_indices_of(data.images, z_threshold)
     hits = [data.paths[i] for i in idx]
     reasons = {data.paths[i]: f"outlier score z={scores[i]:.1f}" for i in idx}
     extra = {"note_small": "fewer than 4 images: nothing can be called an outlier"} if len(data.images) < 4 else {}
     return _report(ws, "offtopic", mode, root, data, hits, reasons, time.perf_counter() - t0, extra)
 
 
+@blas_single_threaded()
 def find_label_errors(ws: Workspace, folder: str, mode: Mode = "flag", folds: int = 5,
                       min_margin: float = LABEL_MIN_MARGIN) -> dict:
     """Find images that are likely in the wrong class sub-folder (confident learning, cleanlab).
@@ -189,8 +189,7 @@ def find_label_errors(ws: Workspace, folder: str, mode: Mode = "flag", folds: in
     """
     t0 = time.perf_counter()
     root, data = _open_folder(ws, folder, mode == "remove", image_features, "find_label_errors", FEATURES)
-    with blas_single_threaded():
-        found = label_issues_of(data.images, data.labels, folds, min_margin=min_margin, max_fit=LABEL_FIT_MAX)
+    found = label_issues_of(data.images, data.labels, folds, min_margin=min_margin, max_fit=LABEL_FIT_MAX)
     hits = [data.paths[i] for i in found.indices]
     reasons = {data.paths[i]: f"label '{data.labels[i]}' contradicted by out-of-fold predictions"
                for i in found.indices}

@@ -48,13 +48,7 @@ def duplicate_groups(images: list[Image.Image], min_similarity: float = DUPLICAT
     if len(images) < 2:
         return []
     fp = Fingerprints(np.stack([fingerprints_of(im) for im in images]))
-    return duplicate_groups_of(fp, [im.size for im in images], images.__getitem__, min_similarity)
-
-
-def duplicate_groups_of(fp: Fingerprints, sizes: list[tuple[int, int]], image: Callable[[int], Image.Image],
-                        min_similarity: float = DUPLICATE_SIMILARITY) -> list[list[int]]:
-    """The groups of :func:`find_duplicate_groups`."""
-    return find_duplicate_groups(fp, sizes, image, min_similarity).groups
+    return find_duplicate_groups(fp, [im.size for im in images], images.__getitem__, min_similarity).groups
 
 
 def find_duplicate_groups(fp: Fingerprints, sizes: list[tuple[int, int]], image: Callable[[int], Image.Image],

@@ -16,8 +16,6 @@ from functools import cache
 import numpy as np
 from PIL import Image
 
-from tools.cleaning_scan import FolderImages, load_folder  # noqa: F401  (re-exported: they lived here)
-
 #: Side images are reduced to before features are computed (fast, and enough for these cues).
 FEATURE_SIDE = 64
 

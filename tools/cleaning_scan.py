@@ -21,6 +21,7 @@ from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -150,7 +151,6 @@ def load_folder(files: list[Path], root: Path, describe: Callable[[Image.Image],
     progress = Progress(what, len(images))
     kept = cache.entries(root) if cache is not None else {}
     fresh: dict[Path, tuple[tuple[int, int], Any, tuple[int, int]]] = {}
-
     keys = {p: _file_key(p) for p in images} if cache is not None else {}
     todo = [p for p in images if not (p in kept and kept[p][0] == keys[p])]
     todo_set = set(todo)
@@ -193,43 +193,38 @@ def _described(todo: list[Path], root: Path, describe: Callable[[Image.Image], A
     they had not returned are decoded in threads, with the same results.
     """
     done = 0
-    args = ([root] * len(todo), [describe] * len(todo))
+    one = partial(_describe_file, root=root, describe=describe)  # picklable: a module-level function
     try:
         with _scan_pool(len(todo), describe) as pool:
-            for got in pool.map(_describe_file, todo, *args, chunksize=PROCESS_CHUNK):  # threads ignore chunksize
+            for got in pool.map(one, todo, chunksize=PROCESS_CHUNK):  # threads ignore chunksize
                 done += 1
                 yield got
         return
-    except BrokenProcessPool as exc:
+    except (BrokenProcessPool, OSError, AssertionError) as exc:  # a dead worker; no process could start
         log.warning("decoding processes stopped (%s); decoding the other %d images in threads", exc, len(todo) - done)
     with ThreadPoolExecutor(max_workers=SCAN_WORKERS) as pool:
-        yield from pool.map(_describe_file, todo[done:], *(a[done:] for a in args))
+        yield from pool.map(one, todo[done:])
 
 
 def _scan_pool(n_images: int, describe: Callable[[Image.Image], Any] | None) -> Executor:
     """Worker processes for a large folder whose images are reduced to descriptions, else threads.
 
     Processes are spawned (never forked: the caller may hold LangGraph, torch or server threads);
-    a process that cannot start them (a daemonic worker, a locked-down sandbox) uses threads.
+    they start at the first task, so a process that cannot start them (a daemonic worker, a
+    locked-down sandbox) fails there and :func:`_described` falls back to threads.
     """
     if (describe is not None and n_images >= PROCESS_MIN_IMAGES and SCAN_WORKERS > 1
             and os.environ.get(PROCESSES_ENV, "1") != "0"):
-        try:
-            return ProcessPoolExecutor(max_workers=SCAN_WORKERS, mp_context=multiprocessing.get_context("spawn"),
-                                       initializer=_single_threaded_worker)
-        except (OSError, ValueError, AssertionError) as exc:
-            log.info("decoding in threads: no worker processes (%s)", exc)
+        return ProcessPoolExecutor(max_workers=SCAN_WORKERS, mp_context=multiprocessing.get_context("spawn"),
+                                   initializer=_single_threaded_worker)
     return ThreadPoolExecutor(max_workers=SCAN_WORKERS)
 
 
 def _single_threaded_worker() -> None:
     """One BLAS thread in a decoding process: :data:`SCAN_WORKERS` of them already share the cores."""
-    try:
-        from threadpoolctl import threadpool_limits
+    from threadpoolctl import threadpool_limits
 
-        threadpool_limits(1)
-    except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn
-        pass
+    threadpool_limits(1)
 
 
 @contextmanager
