@@ -159,13 +159,13 @@ def test_a_large_group_of_one_offtopic_kind_is_found_at_any_folder_size(n):
 
 
 def test_a_fingerprint_store_gives_each_scanned_image_its_own_fingerprints(tmp_path, monkeypatch):
-    """Scan threads write fingerprints into shared blocks in any order; the folder's array is in the
-    scan's order, across several blocks, and normalised like fingerprints stacked one by one."""
+    """A scan puts each image's fingerprints into shared blocks; the folder's array is in the scan's
+    order, across several blocks, and normalised like fingerprints stacked one by one."""
     monkeypatch.setattr(cleaning_pairs, "BLOCK", 4)
     _folder(tmp_path / "ds", 30)
     files = sorted(p for p in (tmp_path / "ds").rglob("*") if p.is_file())
     store = cleaning_pairs.FingerprintStore()
-    scanned = load_folder(files, tmp_path / "ds", store.add)
+    scanned = load_folder(files, tmp_path / "ds", fingerprints_of, keep=store.put)
     fp = store.fingerprints(scanned.images)
     direct = Fingerprints(np.stack([fingerprints_of(cleaning_scan.read_image(p)) for p in scanned.paths]))
     assert len(fp) == 30 and np.array_equal(fp.views, direct.views)

@@ -30,9 +30,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
-from PIL import Image
 
-from tools.cleaning_features import fingerprints_of, similar_pairs
+from tools.cleaning_features import similar_pairs
 from tools.cleaning_scan import SCAN_WORKERS, Progress
 
 log = logging.getLogger(__name__)
@@ -135,7 +134,7 @@ class Fingerprints:
 
 
 class FingerprintStore:
-    """A scan's fingerprints, written into blocks of :data:`BLOCK` images as the scan threads make them.
+    """A scan's fingerprints, written into blocks of :data:`BLOCK` images as the scan returns them.
 
     A scan that kept one small array per image and stacked them at the end held every fingerprint
     twice at the peak (2.0 GiB for 50k images, of which 0.8 GiB were the stacked copy): the small
@@ -148,10 +147,6 @@ class FingerprintStore:
         self._count = 0
         self._lock = threading.Lock()
 
-    def add(self, img: Image.Image) -> int:
-        """Fingerprint one image (:func:`~tools.cleaning_features.fingerprints_of`); return its slot."""
-        return self.put(fingerprints_of(img))
-
     def put(self, views: np.ndarray) -> int:
         """Store one image's fingerprints (made here or in a decoding process); return its slot."""
         with self._lock:
@@ -163,7 +158,7 @@ class FingerprintStore:
         return slot
 
     def fingerprints(self, slots: list[int]) -> Fingerprints:
-        """:class:`Fingerprints` of the images in ``slots`` order (what :meth:`add` returned for each)."""
+        """:class:`Fingerprints` of the images in ``slots`` order (what :meth:`put` returned for each)."""
         slots_a = np.asarray(slots, dtype=np.int64)
         shape = self._blocks[0].shape[1:] if self._blocks else (1, 1)
         out = np.empty((len(slots_a), *shape), dtype=np.float16)
