@@ -15,7 +15,7 @@ from envs.synth import get_renderer
 from tools import cleaning_duplicates, cleaning_labels, cleaning_pairs, cleaning_scan
 from tools.clean import make_cleaning_tools
 from tools.cleaning_features import fingerprints_of, image_features, normalised_views, similar_pairs
-from tools.cleaning_pairs import Fingerprints, candidate_pairs, similar_pairs_bounded
+from tools.cleaning_pairs import Fingerprints, candidate_pairs, search
 from tools.cleaning_scan import load_folder
 from tools.sandbox import Workspace
 
@@ -37,7 +37,7 @@ def test_indexed_search_finds_the_pairs_of_the_full_search(threshold, monkeypatc
     raw = np.stack([fingerprints_of(im) for im in images])
     fp = Fingerprints(raw.copy())
     full = similar_pairs(normalised_views(raw.astype(np.float32)), threshold)
-    found = similar_pairs_bounded(fp, threshold)
+    found = search(fp, threshold).pairs
     assert {(i, j) for _, i, j in found} == {(i, j) for _, i, j in full}
     assert np.allclose(sorted(s for s, _, _ in found), sorted(s for s, _, _ in full), atol=2e-3)
     assert len(candidate_pairs(fp, threshold)[0]) < len(images) ** 2 / 20  # the index prunes most pairs

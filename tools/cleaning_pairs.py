@@ -262,11 +262,6 @@ def search(fp: Fingerprints, min_similarity: float) -> PairSearch:
     return PairSearch(pairs, nearest[np.sort(sample)])
 
 
-def similar_pairs_bounded(fp: Fingerprints, min_similarity: float) -> list[tuple[float, int, int]]:
-    """The pairs of :func:`search`: ``(similarity, i, j)``, i < j, most similar first."""
-    return search(fp, min_similarity).pairs
-
-
 def chance_threshold(nearest: np.ndarray, z: float = CHANCE_Z) -> float:
     """The similarity that distinct images of this folder reach by chance only rarely.
 
