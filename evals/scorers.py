@@ -6,7 +6,7 @@ from envs.concepts import MODALITIES, concept_named
 from evals.cleaning import c2_site_detail, pooled
 from evals.outcome_rules import s3_verdict
 from evals.reference_lookup import trial_reference
-from evals.scoring import NOT_CALIBRATED, RoleScore, Trial, not_submitted, scorer
+from evals.scoring import RoleScore, Trial, not_submitted, scorer
 
 
 def spec_partition(spec: dict) -> dict[str, frozenset[str | None]]:
@@ -182,7 +182,7 @@ def score_s4(t: Trial) -> RoleScore:
 
     ok, why, detail = verify_training(t)
     if ok is None and detail.get("not_calibrated"):
-        return RoleScore(role="S4", passed=None, failure_category=NOT_CALIBRATED, explanation=why, detail=detail)
+        return RoleScore.not_calibrated("S4", why, detail)
     if ok is None:
         return RoleScore(role="S4", passed=None, failure_category="harness_error", explanation=why, detail=detail)
     return RoleScore(role="S4", passed=ok, failure_category=None if ok else "wrong_decision", explanation=why,

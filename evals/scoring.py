@@ -32,10 +32,10 @@ class RoleScore(BaseModel):
         return cls(role=role, passed=None, failure_category="harness_error", explanation=why)
 
     @classmethod
-    def not_calibrated(cls, role: str, why: str) -> RoleScore:
+    def not_calibrated(cls, role: str, why: str, detail: dict[str, Any] | None = None) -> RoleScore:
         """Unscored because the task has no reference table for the run's settings: nothing went wrong,
         the measurement S3/S4 are judged against was not computed (``why`` says how to compute it)."""
-        return cls(role=role, passed=None, failure_category=NOT_CALIBRATED, explanation=why)
+        return cls(role=role, passed=None, failure_category=NOT_CALIBRATED, explanation=why, detail=detail or {})
 
 
 @dataclass(frozen=True)

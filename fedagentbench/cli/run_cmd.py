@@ -128,6 +128,7 @@ def _run(args: argparse.Namespace) -> int:
 
     from envs.build import load
     from evals.run_report import write_run_report
+    from evals.scoring import NOT_CALIBRATED
     from fedagentbench.cli.exit_codes import run_exit_code
     from graphs.models import describe, make
     from graphs.server import build_graph
@@ -181,7 +182,7 @@ def _run(args: argparse.Namespace) -> int:
     conn.close()
     passed = {r: s.get("success") for r, s in report["roles"].items()}
     console.print(f"finished in {time.perf_counter() - start:.1f} s; roles: {passed}")
-    uncalibrated = [r for r, s in report["roles"].items() if s.get("failure_category") == "not_calibrated"]
+    uncalibrated = [r for r, s in report["roles"].items() if s.get("failure_category") == NOT_CALIBRATED]
     if uncalibrated:
         console.print(f"{', '.join(uncalibrated)} not scored: {report['roles'][uncalibrated[0]]['explanation']}")
     m = report.get("metrics", {}).get("federated", {})
