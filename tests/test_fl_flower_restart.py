@@ -30,7 +30,7 @@ def test_a_restarted_run_resumes_server_and_client_checkpoints(sites, tmp_path, 
     cfg = run_cfg(sites, tmp_path / "run", algorithm="scaffold", engine="flower-deployment", rounds=2, resume=True)
     monkeypatch.setenv(CRASH_ENV, "1")
     with Federation("flower-deployment", sites, tmp_path / "run") as fed, \
-            pytest.raises(RuntimeError, match="without a finished run"):
+            pytest.raises(RuntimeError, match="ServerApp process exited without a finished run"):
         fed.run(cfg, get_algorithm("scaffold"))
     assert len((tmp_path / "run" / "history.jsonl").read_text().splitlines()) == 1
     monkeypatch.delenv(CRASH_ENV)

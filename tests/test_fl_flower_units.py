@@ -230,3 +230,38 @@ def test_engine_is_validated_and_recorded():
         RunConfig(data_dirs=(".",), engine="flower")
     cfg = RunConfig(data_dirs=(".",))
     assert cfg.engine == "inprocess" and cfg.replace(engine="flower-deployment").fingerprint() != cfg.fingerprint()
+
+
+def test_a_serverapp_that_exited_without_a_summary_is_noticed(tmp_path):
+    """The launcher's check for a ServerApp that died silently: a running process is alive, an exited
+    one (even unreaped, a zombie) is gone, and a fresh summary means the run finished."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    from fl_core.flower.launch import _serverapp_gone
+    from fl_core.flower.processes import pid_alive
+    from fl_core.flower.server_app import PID_FILE
+
+    since = time.time() - 1
+    running = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    exited = subprocess.Popen([sys.executable, "-c", "pass"])
+    try:
+        deadline = time.monotonic() + 20
+        while pid_alive(exited.pid) and time.monotonic() < deadline:
+            time.sleep(0.1)  # exited but not waited for: a zombie until exited.wait()
+        assert pid_alive(running.pid) and not pid_alive(exited.pid)
+        assert not _serverapp_gone(tmp_path, since)  # no pid file yet: the ServerApp has not started
+        (tmp_path / PID_FILE).write_text(str(running.pid))
+        assert not _serverapp_gone(tmp_path, since)
+        (tmp_path / PID_FILE).write_text(str(exited.pid))
+        assert _serverapp_gone(tmp_path, since)
+        (tmp_path / "summary.json").write_text("{}")
+        assert not _serverapp_gone(tmp_path, since)
+        os.utime(tmp_path / "summary.json", (since - 10, since - 10))  # an earlier run's summary
+        assert _serverapp_gone(tmp_path, since)
+    finally:
+        running.kill()
+        running.wait()
+        exited.wait()

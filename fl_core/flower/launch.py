@@ -27,8 +27,8 @@ from algorithms.api import FLAlgorithm
 from fl_core.config import RunConfig
 from fl_core.engine import _check_matches
 from fl_core.flower.options import FlowerOptions, write_spec
-from fl_core.flower.processes import LOCALHOST, Processes, Started, free_port, venv_env, wait_http
-from fl_core.flower.server_app import ERROR_FILE
+from fl_core.flower.processes import LOCALHOST, Processes, Started, free_port, pid_alive, venv_env, wait_http
+from fl_core.flower.server_app import ERROR_FILE, PID_FILE
 from fl_core.flower.site import algorithm_ref
 from fl_core.flower.watchdog import PARENT_ENV
 from fl_core.result import RunResult
@@ -130,16 +130,47 @@ def _result(cfg: RunConfig) -> RunResult:
     )
 
 
-def _watch(run: Started, nodes: dict[str, Started], out: Path) -> None:
-    """Wait for ``flwr run`` to end, logging (once) each SuperNode that exits meanwhile."""
+#: Seconds ``flwr run`` is given to end by itself after the ServerApp process is gone without a summary.
+SERVERAPP_GONE_GRACE = 3.0
+
+
+def _watch(run: Started, nodes: dict[str, Started], out: Path, since: float) -> bool:
+    """Wait for ``flwr run`` to end, logging (once) each SuperNode that exits meanwhile.
+
+    Returns False when the run's ServerApp process (pid file newer than ``since``) ended without
+    writing a fresh summary and ``flwr run`` was still waiting: the SuperLink would notice only when
+    the run's heartbeat times out, about a minute later.
+    """
     gone: set[str] = set()
+    dead_since: float | None = None
+    polls = 0
     while run.popen.poll() is None:
+        polls += 1
         for name, node in nodes.items():
             if name not in gone and node.popen.poll() is not None:
                 gone.add(name)
                 log.warning("the SuperNode of site %r exited with code %s (log: %s)", name,
                             node.popen.returncode, node.log_path)
+        if polls % 5 == 0 and _serverapp_gone(out, since):  # a ``ps`` a second, not five
+            dead_since = dead_since or time.monotonic()
+            if time.monotonic() - dead_since > SERVERAPP_GONE_GRACE:
+                return False
         time.sleep(0.2)
+    return True
+
+
+def _serverapp_gone(out: Path, since: float) -> bool:
+    """Whether this run's ServerApp process has exited without a summary newer than ``since``."""
+    pid_file, summary = out / PID_FILE, out / "summary.json"
+    try:
+        if pid_file.stat().st_mtime < since:
+            return False
+        pid = int(pid_file.read_text().strip() or 0)
+    except (OSError, ValueError):
+        return False
+    if summary.exists() and summary.stat().st_mtime >= since:
+        return False
+    return pid > 0 and not pid_alive(pid)
 
 
 @contextmanager
@@ -242,6 +273,7 @@ class Federation:
         _check_matches(cfg, algorithm)
         spec = write_spec(cfg, self.options, str(self.state_root), algorithm_ref(algorithm))
         (out / ERROR_FILE).unlink(missing_ok=True)
+        (out / PID_FILE).unlink(missing_ok=True)
         run_config = f'spec="{spec}"'
         if self.simulation:
             run_config += f" site-dirs='{json.dumps(list(self.data_dirs))}' state-root=\"{self.state_root}\""
@@ -249,7 +281,7 @@ class Federation:
                                                           str(self.app), "fedagentbench", "--stream",
                                                           "--run-config", run_config])
         try:
-            _watch(submit, self.nodes, out)
+            finished = _watch(submit, self.nodes, out, spec.stat().st_mtime)
         finally:
             self.procs.stop(submit)
             self.procs.started.remove(submit)
@@ -257,6 +289,9 @@ class Federation:
         if error.exists():
             raise RuntimeError(f"the Flower run failed: {error.read_text().splitlines()[0]} "
                                f"(details: {error}; logs: {self.work / 'flower_logs'})")
+        if not finished:
+            raise RuntimeError(f"the ServerApp process exited without a finished run (killed, or out of "
+                               f"memory?):\n{submit.tail()}\nlogs: {self.work / 'flower_logs'}")
         summary = out / "summary.json"
         if submit.popen.returncode != 0 or not summary.exists() or summary.stat().st_mtime < spec.stat().st_mtime:
             raise RuntimeError(f"`flwr run` ended (code {submit.popen.returncode}) without a finished run:\n"

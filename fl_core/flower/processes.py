@@ -64,6 +64,16 @@ def group_alive(pgid: int) -> bool:
     return any(int(p) == pgid and not s.startswith("Z") for p, s in (line.split() for line in out.splitlines()))
 
 
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` still runs (a zombie, exited but not yet reaped by its parent, is gone)."""
+    try:
+        out = subprocess.run(["ps", "-o", "stat=", "-p", str(pid)], check=False, capture_output=True,
+                             text=True).stdout
+    except OSError:
+        return True  # cannot tell: assume it runs, so that nothing is stopped early
+    return bool(out.strip()) and not out.strip().startswith("Z")
+
+
 @dataclass
 class Started:
     """One command started by :class:`Processes`."""

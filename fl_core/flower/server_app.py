@@ -2,12 +2,15 @@
 
 The ServerApp runs in its own process (started by the SuperLink), so an error here would only show
 in Flower's logs; it is also written to the run folder's ``flower_error.txt``, where the launcher
-(:mod:`fl_core.flower.launch`) reads it and raises it to the caller.
+(:mod:`fl_core.flower.launch`) reads it and raises it to the caller. Its pid goes to
+``flower_serverapp.pid``: a ServerApp that dies without a word (killed, out of memory) is noticed by
+the launcher from that pid within seconds, not after the SuperLink's run heartbeat gives up (~60 s).
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import traceback
 from pathlib import Path
 
@@ -18,9 +21,10 @@ from fl_core.flower.options import load_spec
 from fl_core.flower.server import FlowerServer
 from fl_core.flower.site import build_algorithm
 
-__all__ = ["ERROR_FILE", "app"]
+__all__ = ["ERROR_FILE", "PID_FILE", "app"]
 
 ERROR_FILE = "flower_error.txt"
+PID_FILE = "flower_serverapp.pid"
 
 app = ServerApp()
 
@@ -34,6 +38,7 @@ def main(grid: Grid, context: Context) -> None:
     cfg, options, raw = load_spec(spec)
     error = Path(cfg.out_dir) / ERROR_FILE
     error.unlink(missing_ok=True)
+    (Path(cfg.out_dir) / PID_FILE).write_text(str(os.getpid()))
     try:
         FlowerServer(grid, cfg, options, build_algorithm(raw["algorithm"])).run()
     except BaseException as exc:
