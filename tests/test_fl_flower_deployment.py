@@ -1,5 +1,5 @@
 """The Flower deployment engine as real processes on 127.0.0.1 (a SuperLink and one SuperNode per
-site): the same weights as the in-process engine for FedAvg, SCAFFOLD (client state) and FedBN (local
+site): the same weights as the in-process engine for SCAFFOLD (client state) and FedBN (local
 layers), and no process left behind (checked by process group).
 
 The other Flower process tests: test_fl_flower_simulation.py (the simulation engine),

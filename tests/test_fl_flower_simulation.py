@@ -1,6 +1,6 @@
 """The Flower simulation engine (a SuperLink with Flower's simulation runtime, one virtual node per
-site in its own worker processes): the same weights as the in-process engine for FedAvg, SCAFFOLD and
-FedBN, and no process left behind. The deployment engine's counterpart: test_fl_flower_deployment.py."""
+site in its own worker processes): the same weights as the in-process engine for SCAFFOLD and FedBN,
+and no process left behind. The deployment engine's counterpart: test_fl_flower_deployment.py."""
 
 from __future__ import annotations
 
