@@ -52,6 +52,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     3-minute full-suite module started last and ran alone at the end. Every worker collects the same
     order, which xdist requires.
     """
-    slow_modules = {item.module.__name__ for item in items
-                    if item.get_closest_marker("slow") is not None and getattr(item, "module", None)}
-    items.sort(key=lambda item: getattr(getattr(item, "module", None), "__name__", "") not in slow_modules)
+    def module(item: pytest.Item) -> str:
+        return item.nodeid.split("::", 1)[0]  # the scope loadscope groups by
+
+    slow_modules = {module(item) for item in items if item.get_closest_marker("slow") is not None}
+    items.sort(key=lambda item: module(item) not in slow_modules)

@@ -159,18 +159,22 @@ def _watch(run: Started, nodes: dict[str, Started], out: Path, since: float) -> 
     return True
 
 
+def _finished(out: Path, since: float) -> bool:
+    """Whether the run folder holds a summary written at or after ``since`` (this run's, not an earlier one's)."""
+    summary = out / "summary.json"
+    return summary.exists() and summary.stat().st_mtime >= since
+
+
 def _serverapp_gone(out: Path, since: float) -> bool:
     """Whether this run's ServerApp process has exited without a summary newer than ``since``."""
-    pid_file, summary = out / PID_FILE, out / "summary.json"
+    pid_file = out / PID_FILE
     try:
         if pid_file.stat().st_mtime < since:
             return False
         pid = int(pid_file.read_text().strip() or 0)
     except (OSError, ValueError):
         return False
-    if summary.exists() and summary.stat().st_mtime >= since:
-        return False
-    return pid > 0 and not pid_alive(pid)
+    return not _finished(out, since) and pid > 0 and not pid_alive(pid)
 
 
 @contextmanager
@@ -280,8 +284,9 @@ class Federation:
         submit = self.procs.start(f"flwr-run-{out.name}", [str(Path(sys.executable).parent / "flwr"), "run",
                                                           str(self.app), "fedagentbench", "--stream",
                                                           "--run-config", run_config])
+        since = spec.stat().st_mtime
         try:
-            finished = _watch(submit, self.nodes, out, spec.stat().st_mtime)
+            finished = _watch(submit, self.nodes, out, since)
         finally:
             self.procs.stop(submit)
             self.procs.started.remove(submit)
@@ -292,8 +297,7 @@ class Federation:
         if not finished:
             raise RuntimeError(f"the ServerApp process exited without a finished run (killed, or out of "
                                f"memory?):\n{submit.tail()}\nlogs: {self.work / 'flower_logs'}")
-        summary = out / "summary.json"
-        if submit.popen.returncode != 0 or not summary.exists() or summary.stat().st_mtime < spec.stat().st_mtime:
+        if submit.popen.returncode != 0 or not _finished(out, since):
             raise RuntimeError(f"`flwr run` ended (code {submit.popen.returncode}) without a finished run:\n"
                                f"{submit.tail()}\nlogs: {self.work / 'flower_logs'}")
         return _result(cfg)

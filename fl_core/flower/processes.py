@@ -61,7 +61,7 @@ def group_alive(pgid: int) -> bool:
         out = subprocess.run(["ps", "-eo", "pgid=,stat="], capture_output=True, text=True, check=True).stdout
     except (OSError, subprocess.CalledProcessError):
         return False
-    return any(int(p) == pgid and not s.startswith("Z") for p, s in (line.split() for line in out.splitlines()))
+    return any(int(p) == pgid and _running(s) for p, s in (line.split() for line in out.splitlines()))
 
 
 def pid_alive(pid: int) -> bool:
@@ -71,7 +71,12 @@ def pid_alive(pid: int) -> bool:
                              text=True).stdout
     except OSError:
         return True  # cannot tell: assume it runs, so that nothing is stopped early
-    return bool(out.strip()) and not out.strip().startswith("Z")
+    return _running(out.strip())
+
+
+def _running(stat: str) -> bool:
+    """A ``ps`` state that is a live process: a zombie (``Z``, exited but not reaped) is gone."""
+    return bool(stat) and not stat.startswith("Z")
 
 
 @dataclass
