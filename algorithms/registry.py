@@ -1,7 +1,10 @@
 """Algorithms by name: ``@register("fedprox")``, ``get_algorithm(name, **params)``, ``all_algorithms()``.
 
 Every module in the ``algorithms`` package other than the infrastructure modules below is imported
-on first lookup, so adding an algorithm is one new module; nothing else needs editing.
+on the first listing, so adding an algorithm is one new module; nothing else needs editing. A lookup
+by name (:func:`algorithm_class`) first imports only the module of that name (``algorithms/fedbn.py``
+for ``fedbn``) and scans the package only when that module does not register it: importing all 45
+modules costs about 1.2 s, and every training job and Flower app process looks up one algorithm.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from typing import Any, TypeVar
 
 from algorithms.api import FLAlgorithm
 
-__all__ = ["algorithm_modules", "all_algorithms", "get_algorithm", "list_algorithms", "register"]
+__all__ = ["algorithm_class", "algorithm_modules", "all_algorithms", "get_algorithm", "list_algorithms", "register"]
 
 #: Modules of the package that hold no algorithm.
 INFRASTRUCTURE = frozenset({"aggregation", "api", "base", "catalog", "catalog_entry", "registry", "regularisers",
@@ -63,17 +66,40 @@ def list_algorithms() -> list[str]:
     return list(all_algorithms())
 
 
+def _import_named(key: str) -> None:
+    """Import ``algorithms.<key>`` if the package has a module of that name (where most algorithms live)."""
+    if key in INFRASTRUCTURE or key.startswith("_") or not key.isidentifier():
+        return
+    try:
+        importlib.import_module(f"algorithms.{key}")
+    except ModuleNotFoundError as exc:
+        if exc.name != f"algorithms.{key}":
+            raise  # the module exists and one of its imports is missing: a real error
+
+
+def algorithm_class(name: str) -> type[FLAlgorithm]:
+    """The class registered as ``name`` (case and surrounding spaces ignored).
+
+    Raises:
+        ValueError: unknown name (the message lists the registered names).
+    """
+    key = name.strip().lower()
+    if key not in _REGISTRY:
+        _import_named(key)
+    if key not in _REGISTRY:
+        registry = all_algorithms()  # a module may register another name (fedopt: fedadam, ...)
+        if key not in registry:
+            raise ValueError(f"unknown algorithm {name!r}; registered: {', '.join(registry)}")
+    return _REGISTRY[key]
+
+
 def get_algorithm(name: str, **params: Any) -> FLAlgorithm:
     """An instance of the algorithm registered as ``name`` with ``params`` overriding its defaults.
 
     Raises:
         ValueError: unknown name (the message lists the registered names) or unknown parameter.
     """
-    registry = all_algorithms()
-    key = name.strip().lower()
-    if key not in registry:
-        raise ValueError(f"unknown algorithm {name!r}; registered: {', '.join(registry)}")
-    algo = registry[key]()
+    algo = algorithm_class(name)()
     algo.set_params(**params)
     algo.validate()
     return algo

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from algorithms.api import FLAlgorithm
-from algorithms.registry import all_algorithms, get_algorithm
+from algorithms.registry import algorithm_class, get_algorithm
 from fl_core import RunConfig, RunResult
 from fl_core import run as run_instance
 
@@ -60,14 +60,12 @@ def check_algorithm(name: str, params: dict[str, Any]) -> None:
         ValueError: the message lists the registered algorithms, or the algorithm's parameters with
             their defaults.
     """
-    registry = all_algorithms()
-    key = name.strip().lower()
-    if key not in registry:
-        raise ValueError(f"unknown algorithm {name!r}; registered: {', '.join(registry)}")
-    defaults = registry[key]().get_params()
+    cls = algorithm_class(name)
+    key = cls.name
+    defaults = cls().get_params()
     valid = ", ".join(f"{k} (default {v!r})" for k, v in defaults.items()) or "none"
     if unknown := [k for k in params if k not in defaults]:
-        registry[key]().set_params(**{unknown[0]: None})  # raises, naming the valid parameters
+        cls().set_params(**{unknown[0]: None})  # raises, naming the valid parameters
     for k, v in params.items():
         want = _param_type(defaults[k])
         if want and not _is(v, want):

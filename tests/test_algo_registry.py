@@ -48,3 +48,20 @@ def test_a_name_cannot_be_taken_twice():
         @register("fedavg")
         class Other(FLAlgorithm):
             pass
+
+
+def test_a_lookup_by_name_in_a_fresh_process_gives_the_same_entry_as_the_full_catalog():
+    """A training process looks one algorithm up without importing the other modules; a name that its
+    module does not carry (fedopt registers fedadam) is still found, and the entry is the catalog's."""
+    import subprocess
+    import sys
+
+    code = ("import sys, json; from algorithms.catalog import get_entry; from algorithms.registry import get_algorithm; "
+            "a = get_entry('fedbn').model_dump(mode='json'); n = sum(m.startswith('algorithms.') for m in sys.modules); "
+            "b = get_entry('fedadam').model_dump(mode='json'); get_algorithm('fedyogi'); "
+            "print(json.dumps([a, b, n]))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    fedbn, fedadam, modules_after_one = json.loads(out)
+    assert fedbn == get_entry("fedbn").model_dump(mode="json")
+    assert fedadam == get_entry("fedadam").model_dump(mode="json")
+    assert modules_after_one < len(all_algorithms()) / 2
