@@ -51,7 +51,7 @@ def train_outcome(name: str, cfg, data) -> AlgorithmOutcome:
 
     t = time.perf_counter()
     try:
-        r = Engine(cfg, data, get_algorithm(name)).run()
+        r = Engine(cfg, data, get_algorithm(name)).run(reports=False)  # the table keeps the figures; the run folder is discarded
     except Exception as exc:  # one broken algorithm must not hide the others
         log.exception("%s failed", name)
         return AlgorithmOutcome(algorithm=name, error=f"{type(exc).__name__}: {str(exc)[:300]}",
