@@ -59,15 +59,23 @@ def env_folder(cache: Path, modality: str, seed: int, scale: float) -> Path:
 
 
 def ensure_env(cache: Path, modality: str, seed: int, scale: float) -> Path:
-    """The cached build of (modality, seed, scale), built now if it is missing or stale."""
+    """The cached build of (modality, seed, scale), built now if it is missing or stale.
+
+    A lock file beside the folder makes processes that share ``cache`` (two evals with one
+    ``--env-cache``, the test workers) wait for one build instead of writing the same folder at once.
+    """
+    from filelock import FileLock
+
     from envs.build import build, load
 
     target = env_folder(cache, modality, seed, scale)
-    if (target / "key" / "answer_key.json").exists():
-        key = load(target).key
-        if (key.modality, key.seed, key.scale) == (modality, seed, scale):
-            return target
-    build(modality, target, seed=seed, scale=scale, force=True)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(target) + ".lock"):
+        if (target / "key" / "answer_key.json").exists():
+            key = load(target).key
+            if (key.modality, key.seed, key.scale) == (modality, seed, scale):
+                return target
+        build(modality, target, seed=seed, scale=scale, force=True)
     return target
 
 
@@ -78,7 +86,8 @@ def private_copy(built: Path, dest: Path) -> Path:
     if dest.exists():
         make_writable(dest)
         shutil.rmtree(dest)
-    shutil.copytree(built, dest, symlinks=True, ignore=shutil.ignore_patterns("work"))
+    # "*.tmp": a reference table another process is writing into a shared cache (renamed when complete)
+    shutil.copytree(built, dest, symlinks=True, ignore=shutil.ignore_patterns("work", "*.tmp"))
     return dest
 
 

@@ -13,16 +13,33 @@ TEST_SCALE = 0.3
 
 
 @pytest.fixture(scope="session")
-def built_envs(tmp_path_factory: pytest.TempPathFactory):
-    """modality -> BuiltEnv at TEST_SCALE, seed 0, built lazily on first use."""
-    from envs.build import build
+def env_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder of built environments shared by every xdist worker of this pytest run.
+
+    Under xdist each worker has its own base temp folder inside the run's; the cache sits in the
+    run's, so an environment is built once per run, not once per worker (``evals.trial.ensure_env``
+    locks each build). Built environments are read-only; tests that change one work on a copy.
+    """
+    import os
+
+    base = tmp_path_factory.getbasetemp()
+    root = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    cache = root / "built-envs"
+    cache.mkdir(exist_ok=True)
+    return cache
+
+
+@pytest.fixture(scope="session")
+def built_envs(env_cache: Path):
+    """modality -> BuiltEnv at TEST_SCALE, seed 0, built (or taken from the shared cache) on first use."""
+    from envs.build import load
+    from evals.trial import ensure_env
 
     cache: dict[str, object] = {}
-    root: Path = tmp_path_factory.mktemp("envs")
 
     def get(modality: str):
         if modality not in cache:
-            cache[modality] = build(modality, root / modality, seed=0, scale=TEST_SCALE)
+            cache[modality] = load(ensure_env(env_cache, modality, 0, TEST_SCALE))
         return cache[modality]
 
     return get

@@ -11,7 +11,7 @@ from envs.readonly import make_writable
 def private_env(built, tmp: Path) -> Path:
     """Copy a session-built environment so a run's work/ folders stay in this test."""
     dest = tmp / "env"
-    shutil.copytree(built.root, dest, symlinks=True, ignore=shutil.ignore_patterns("work"))
+    shutil.copytree(built.root, dest, symlinks=True, ignore=shutil.ignore_patterns("work", "*.tmp"))
     return dest
 
 

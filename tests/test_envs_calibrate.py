@@ -23,7 +23,7 @@ TRAIN = {"rounds": 1, "local_epochs": 1, "image_size": 16, "num_threads": 1, "ba
 def env_dir(built_envs, tmp_path: Path) -> Path:
     """A private copy of the session's dermatoscopy build, its key made read-only as eval's are."""
     dest = tmp_path / "env"
-    shutil.copytree(built_envs("dermatoscopy").root, dest, symlinks=True)
+    shutil.copytree(built_envs("dermatoscopy").root, dest, symlinks=True, ignore=shutil.ignore_patterns("*.tmp"))
     make_read_only(dest / "key")
     yield dest
     make_writable(dest)

@@ -20,13 +20,14 @@ FULL_CI = ["--suite", "full", "--guidance", "fine-grained", "--scale", "0.3",
 
 
 @pytest.mark.slow
-def test_full_suite_with_scripted_scores_100_and_resumes_after_a_crash(tmp_path, capsys):
+def test_full_suite_with_scripted_scores_100_and_resumes_after_a_crash(tmp_path, capsys, env_cache):
     from evals.suite import load_suite
     from fedagentbench.cli import main
 
     out = tmp_path / "bench"
     n = len(load_suite("full").entries("fine-grained"))
-    argv = ["eval", "--models", "scripted", *FULL_CI, "--trials", "1", "--jobs", "2", "--out", str(out)]
+    argv = ["eval", "--models", "scripted", *FULL_CI, "--trials", "1", "--jobs", "2", "--out", str(out),
+            "--env-cache", str(env_cache)]  # the 0.3 builds the other tests use
     assert main(argv) == 0
     table = pd.read_csv(out / "summary.csv")
     assert table["tasks"].sum() == n == 18 and (table["unscored"] == 0).all()
