@@ -1,6 +1,7 @@
 """A Flower deployment run started from the CLI and stopped mid-run with Ctrl-C (SIGINT: Python's
-KeyboardInterrupt) or SIGTERM (the launcher's own handler turns it into SystemExit): either way every
-process it started is stopped (checked by process group)."""
+KeyboardInterrupt), SIGTERM (the launcher's own handler turns it into SystemExit) or SIGKILL (no
+handler runs: the processes' parent watchdogs must notice): every process it started is stopped,
+the ServerApp included (checked by process group and by the ServerApp's pid)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ import time
 
 import pytest
 
+from fl_core.flower.processes import pid_alive
+from fl_core.flower.server_app import PID_FILE
 from tests.flower_helpers import REPO, assert_all_gone, make_sites
 
 pytestmark = pytest.mark.slow
@@ -24,7 +27,7 @@ def sites(tmp_path_factory):
     return make_sites(tmp_path_factory.mktemp("sites"))
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL])
 def test_an_interrupted_run_stops_every_process(sites, tmp_path, sig):
     cmd = [sys.executable, "-m", "fedagentbench.cli", "train", "--data", *sites, "--engine", "flower-deployment",
            "--rounds", "50", "--image-size", "16", "--batch-size", "8", "--out", str(tmp_path / "run"), "--quiet"]
@@ -41,11 +44,17 @@ def test_an_interrupted_run_stops_every_process(sites, tmp_path, sig):
     drain.start()
     logs = tmp_path / "run" / "flower_logs"
     deadline = time.monotonic() + 240
-    while time.monotonic() < deadline and proc.poll() is None and not all(  # mid-run: both nodes connected
-            "SuperNode ID" in p.read_text(errors="replace") for p in logs.glob("supernode-*.log")):
+    serverapp = tmp_path / "run" / PID_FILE
+    while time.monotonic() < deadline and proc.poll() is None and not (serverapp.exists() and all(  # mid-run
+            "SuperNode ID" in p.read_text(errors="replace") for p in logs.glob("supernode-*.log"))):
         time.sleep(0.2)
     assert proc.poll() is None, "the run ended before it could be interrupted"
     os.kill(proc.pid, sig)
     assert proc.wait(60) != 0
     assert len(pids) == 4  # SuperLink, two SuperNodes, flwr run
     assert_all_gone(pids)
+    server_pid = int(serverapp.read_text())
+    deadline = time.monotonic() + 15
+    while pid_alive(server_pid) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not pid_alive(server_pid), "the ServerApp outlived its launcher"
