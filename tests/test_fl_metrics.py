@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score, log_loss, roc_auc_score
 
-from fl_core.metrics import classification_metrics, mean_metrics
+from fl_core.metrics import binary_auroc, classification_metrics, mean_metrics
 
 
 def _logits(probs):
@@ -52,3 +52,24 @@ def test_mean_metrics_ignores_nan():
     b = {"accuracy": 0.5, "balanced_accuracy": 0.5, "macro_f1": 0.5, "auroc": 0.8, "loss": 0.3, "n": 4}
     m = mean_metrics([a, b])
     assert m["accuracy"] == 0.75 and m["auroc"] == 0.8 and m["n"] == 6 and m["loss"] == pytest.approx(0.2)
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_binary_auroc_is_sklearns_with_ties_and_imbalance(seed):
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(2, 200))
+    y = rng.random(n) < rng.uniform(0.05, 0.95)
+    y[:2] = [True, False]  # both kinds present
+    scores = rng.random(n)
+    if seed % 2:  # coarse scores: many ties, the case the average rank is for
+        scores = np.round(scores * rng.integers(1, 6)) / 5
+    assert binary_auroc(y, scores) == pytest.approx(roc_auc_score(y, scores), abs=1e-12)
+
+
+def test_binary_auroc_of_perfect_inverted_and_constant_scores():
+    y = np.array([False, False, True, True])
+    assert binary_auroc(y, np.array([0.1, 0.2, 0.8, 0.9])) == 1.0
+    assert binary_auroc(y, np.array([0.9, 0.8, 0.2, 0.1])) == 0.0
+    assert binary_auroc(y, np.full(4, 0.5)) == 0.5
+    with pytest.raises(ValueError, match="both"):
+        binary_auroc(np.array([True, True]), np.array([0.1, 0.2]))

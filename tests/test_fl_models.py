@@ -37,14 +37,16 @@ def test_the_tiny_cnn_pools_exactly_as_timm_does(pool: str) -> None:
     assert ours.feat_mult() == theirs.feat_mult()
 
 
-def test_training_the_tiny_cnn_does_not_import_timm() -> None:
-    """Every training job and Flower app is a fresh process; timm (and torchvision) would add ~1.4 s to each."""
+def test_training_the_tiny_cnn_imports_neither_timm_nor_scikit_learn() -> None:
+    """Every training job and Flower app is a fresh process; timm (with torchvision) would add ~1.4 s
+    to each, scikit-learn (with scipy and pandas) ~1 s."""
     import subprocess
     import sys
 
     code = ("import sys; from fl_core.models import create_model; create_model('tiny_cnn', 2, 1); "
             "from fedagentbench.training import declare; import fl_core.engine; "
-            "print(sorted(m for m in ('timm', 'torchvision') if m in sys.modules))")
+            "from fl_core.metrics import classification_metrics; import tools.job_process; "
+            "print(sorted(m for m in ('timm', 'torchvision', 'sklearn', 'scipy', 'pandas') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]", out
 
