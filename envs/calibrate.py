@@ -9,6 +9,7 @@ loses at most one algorithm and a later call (or :func:`ensure_reference`) finis
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import stat
 import tempfile
@@ -16,6 +17,8 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+from filelock import FileLock
 
 from evals.reference import (
     AlgorithmOutcome,
@@ -102,7 +105,9 @@ def calibrate(env_dir: str | Path, task_id: str, settings: ReferenceSettings, al
     """The task's reference table for ``settings``, with a row for each of ``algorithms`` (default: all).
 
     Rows already in the cached table are kept, not retrained; the others are trained one by one and the
-    table is written after each. A failing algorithm gets a row with its error.
+    table is written after each. A failing algorithm gets a row with its error. Processes calibrating
+    the same table (evals sharing an ``--env-cache``, a scorer filling a missing row) take turns under
+    a lock, so a row is trained once and no process overwrites another's rows.
 
     Raises:
         FileNotFoundError: ``env_dir`` is not a built environment.
@@ -110,8 +115,6 @@ def calibrate(env_dir: str | Path, task_id: str, settings: ReferenceSettings, al
     """
     from algorithms.registry import list_algorithms
     from envs.build import load
-    from envs.oracle import prepare_task
-    from fl_core.engine import load_data
 
     env_dir = Path(env_dir)
     env = load(env_dir)
@@ -122,6 +125,21 @@ def calibrate(env_dir: str | Path, task_id: str, settings: ReferenceSettings, al
     unknown = [n for n in names if n not in known]
     if unknown:
         raise ValueError(f"unknown algorithm(s) {unknown}; choose from: {', '.join(known)}")
+    with FileLock(_lock_path(env_dir, task_id, settings)):  # another process may be computing it now
+        return _calibrate(env_dir, env, task_id, settings, names, progress)
+
+
+def _lock_path(env_dir: Path, task_id: str, settings: ReferenceSettings) -> str:
+    """A lock file per table, in the temp folder: the built env's ``key/`` stays read-only meanwhile."""
+    name = hashlib.sha256(str(reference_path(env_dir.resolve(), task_id, settings)).encode()).hexdigest()[:16]
+    return str(Path(tempfile.gettempdir()) / f"fedagentbench-calibrate-{name}.lock")
+
+
+def _calibrate(env_dir: Path, env, task_id: str, settings: ReferenceSettings, names: list[str],
+               progress: Progress | None) -> ReferenceTable:
+    from envs.oracle import prepare_task
+    from fl_core.engine import load_data
+
     table = load_reference(env_dir, task_id, settings)
     missing = [n for n in names if table is None or n not in table.rows]
     if table is not None and table.baselines is not None and not missing:

@@ -123,3 +123,17 @@ def test_runner_computes_missing_tables_before_trials(env_dir, tmp_path, monkeyp
         runner.calibrate_tasks(cfg, todo, pool, bar)
     table = load_reference(env_dir, TASK, reference_settings(TRAIN))
     assert table is not None and table.algorithms == ["fedavg"]  # the CLI's override beats the suite's set
+
+
+def test_two_processes_calibrating_one_table_at_once_train_each_row_once(env_dir):
+    """The second waits for the first (calibrate's lock) and returns its table instead of retraining
+    (without the lock both train every row and each returns its own timings)."""
+    from concurrent.futures import ProcessPoolExecutor
+    from multiprocessing import get_context
+
+    settings = reference_settings(TRAIN)
+    with ProcessPoolExecutor(2, mp_context=get_context("spawn")) as pool:
+        a, b = pool.map(cal.calibrate, [env_dir] * 2, [TASK] * 2, [settings] * 2, [["fedavg", "fedprox"]] * 2)
+    assert a.model_dump() == b.model_dump()
+    assert a.algorithms == ["fedavg", "fedprox"]
+    assert load_reference(env_dir, TASK, settings).model_dump() == a.model_dump()
