@@ -206,6 +206,10 @@ def c2(t: Transcript) -> Call:
 
 #: Catalog categories that answer each implicit goal, in order of preference.
 GOAL_CATEGORIES = {"feature_skew": ("feature_skew", "personalised"), "label_skew": ("label_skew",)}
+#: A feature-skew goal where some sites lack whole classes: keeping only BatchNorm local (FedBN)
+#: leaves one shared classifier for sites that never see some of its classes, so a personalised
+#: method with a per-site head answers both skews. Preferred members, in order.
+MISSING_CLASS_PICKS = ("fedrep", "fedper", "ditto")
 #: Above this mean Jensen-Shannon label skew a generic task gets a drift-robust algorithm.
 HIGH_LABEL_SKEW = 0.2
 
@@ -221,6 +225,14 @@ def s3(t: Transcript) -> Call:
     entries = catalog if isinstance(catalog, list) else needed("read_algorithm_catalog", catalog,
                                                                 "choose an algorithm").get("algorithms", [])
     goals = t.input["task_spec"].get("implicit_goals", [])
+    missing = stats.get("clients_missing_a_class") if isinstance(stats, dict) else None
+    if "feature_skew" in goals and missing:
+        pick = next((e for n in MISSING_CLASS_PICKS for e in entries if e["name"] == n and not e.get("shares")), None)
+        if pick:
+            return "submit_AlgorithmChoice", {
+                "algorithm": pick["name"],
+                "reason": f"the task implies feature skew and {len(missing)} site(s) lack a class; {pick['name']} "
+                          f"keeps a per-site head: {pick['key_idea']}"}
     for goal in goals:
         for cat in GOAL_CATEGORIES.get(goal, ()):
             # prefer methods that send nothing but weights off a site (catalog "shares" empty)
