@@ -65,7 +65,7 @@ def test_a_job_is_recorded_on_disk_and_found_by_a_new_manager(clients, tmp_path)
 
 @pytest.mark.slow
 def test_a_killed_launcher_takes_its_job_along_and_the_next_one_resumes_it(clients, tmp_path):
-    runs, rounds = tmp_path / "runs", 25
+    runs, rounds = tmp_path / "runs", 100  # 25 finished before the kill once jobs started faster (~0.05 s a round)
     proc = subprocess.Popen([sys.executable, "-c", LAUNCHER, str(runs), json.dumps({k: str(v) for k, v in clients.items()}),
                              json.dumps(DEFAULTS), str(rounds)], cwd=REPO, stdout=subprocess.PIPE, text=True,
                             env={**os.environ, "PYTHONPATH": str(REPO)})
