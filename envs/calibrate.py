@@ -94,7 +94,8 @@ def writable(folder: Path) -> Iterator[None]:
             folder.chmod(mode)
 
 
-def _save(env_dir: Path, table: ReferenceTable) -> None:
+def save_table(env_dir: Path, table: ReferenceTable) -> None:
+    """Write ``table`` into ``env_dir``'s ``key/reference/``, read-only ``key/`` or not (its mode is kept)."""
     key = Path(env_dir) / "key"
     with writable(key), writable(reference_path(env_dir, table.task_id, table.settings).parent):
         save_reference(env_dir, table)
@@ -156,7 +157,7 @@ def _calibrate(env_dir: Path, env, task_id: str, settings: ReferenceSettings, na
         if table.baselines is None:
             table.baselines = baselines(cfg, data)
             table.seconds += time.perf_counter() - t0
-            _save(env_dir, table)
+            save_table(env_dir, table)
         for i, name in enumerate(missing, 1):
             if progress:
                 progress("start", name, i, len(missing))
@@ -164,7 +165,7 @@ def _calibrate(env_dir: Path, env, task_id: str, settings: ReferenceSettings, na
             row = train_outcome(name, run_config(settings, folders, name, Path(tmp) / "runs" / name), data)
             table.rows[name] = row
             table.seconds += time.perf_counter() - t
-            _save(env_dir, table)
+            save_table(env_dir, table)
             if progress:
                 progress("failed" if row.error else "done", name, i, len(missing))
     return table

@@ -64,8 +64,8 @@ TEST_TRAIN = {"rounds": 5, "local_epochs": 2, "image_size": 32, "baselines": Fal
 def score_run(state: dict, key, task_id: str, env: Path, run_dir: Path, train: dict | None = None,
               algorithms: tuple[str, ...] = TEST_REFERENCE) -> dict:
     """Every role's score, after calibrating the task's reference table for ``train`` (what eval does)."""
-    from envs.calibrate import calibrate, writable
-    from evals.reference import reference_path, reference_settings, save_reference
+    from envs.calibrate import calibrate, save_table
+    from evals.reference import reference_settings
     from evals.scorers import score_trial
     from evals.scoring import Trial
 
@@ -75,10 +75,7 @@ def score_run(state: dict, key, task_id: str, env: Path, run_dir: Path, train: d
     if origin is None:
         calibrate(env, task_id, settings, list(algorithms))
     else:  # the table of the shared build (computed once per pytest run, under calibrate's lock), copied in
-        table = calibrate(origin, task_id, settings, list(algorithms))
-        target = reference_path(env, task_id, settings)
-        with writable(Path(env) / "key"), writable(target.parent):
-            save_reference(Path(env), table)
+        save_table(Path(env), calibrate(origin, task_id, settings, list(algorithms)))
     return score_trial(Trial(state=state, key=key, task_id=task_id, env_dir=env, run_dir=run_dir, train=train))
 
 

@@ -15,8 +15,8 @@ import time
 
 import pytest
 
-from fl_core.flower.processes import pid_alive
 from fl_core.flower.server_app import PID_FILE
+from fl_core.pids import pid_alive
 from tests.flower_helpers import REPO, assert_all_gone, make_sites
 
 pytestmark = pytest.mark.slow

@@ -241,8 +241,8 @@ def test_a_serverapp_that_exited_without_a_summary_is_noticed(tmp_path):
     import time
 
     from fl_core.flower.launch import _serverapp_gone
-    from fl_core.flower.processes import pid_alive
     from fl_core.flower.server_app import PID_FILE
+    from fl_core.pids import pid_alive
 
     since = time.time() - 1
     running = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])

@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 from fl_core.config import RunConfig
+from fl_core.pids import pid_alive
 
 log = logging.getLogger(__name__)
 #: Written by the job itself when it ends on its own: ``{"code": int, "reason": str}``.
@@ -54,20 +55,12 @@ def pid_runs(pid: int, job_dir: Path | None = None, started: str | None = None) 
     Both checks guard against a recycled pid being taken for the job or its launcher. Where ``/proc``
     is missing (not Linux) only existence is checked.
     """
-    if pid <= 0:
+    if not pid_alive(pid):
         return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
     proc = Path(f"/proc/{pid}")
     if not proc.exists():
         return True
     try:
-        if proc.joinpath("stat").read_text().rsplit(")", 1)[1].split()[0] in ("Z", "X"):
-            return False
         if started is not None and start_time(pid) != started:
             return False
         return job_dir is None or str(job_dir) in proc.joinpath("cmdline").read_bytes().decode(errors="replace")

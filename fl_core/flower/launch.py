@@ -27,10 +27,11 @@ from algorithms.api import FLAlgorithm
 from fl_core.config import RunConfig
 from fl_core.engine import _check_matches
 from fl_core.flower.options import FlowerOptions, write_spec
-from fl_core.flower.processes import LOCALHOST, Processes, Started, free_port, pid_alive, venv_env, wait_http
+from fl_core.flower.processes import LOCALHOST, Processes, Started, free_port, venv_env, wait_http
 from fl_core.flower.server_app import ERROR_FILE, PID_FILE
 from fl_core.flower.site import algorithm_ref
 from fl_core.flower.watchdog import PARENT_ENV
+from fl_core.pids import pid_alive
 from fl_core.result import RunResult
 
 __all__ = ["Federation", "node_command", "run_flower", "superlink_command", "write_app"]

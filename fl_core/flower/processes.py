@@ -26,6 +26,8 @@ from typing import IO, Self
 
 import httpx
 
+from fl_core.pids import running_state
+
 __all__ = ["LOCALHOST", "Processes", "Started", "free_port", "group_alive", "venv_env"]
 
 log = logging.getLogger(__name__)
@@ -61,22 +63,9 @@ def group_alive(pgid: int) -> bool:
         out = subprocess.run(["ps", "-eo", "pgid=,stat="], capture_output=True, text=True, check=True).stdout
     except (OSError, subprocess.CalledProcessError):
         return False
-    return any(int(p) == pgid and _running(s) for p, s in (line.split() for line in out.splitlines()))
+    return any(int(p) == pgid and running_state(s) for p, s in (line.split() for line in out.splitlines()))
 
 
-def pid_alive(pid: int) -> bool:
-    """Whether process ``pid`` still runs (a zombie, exited but not yet reaped by its parent, is gone)."""
-    try:
-        out = subprocess.run(["ps", "-o", "stat=", "-p", str(pid)], check=False, capture_output=True,
-                             text=True).stdout
-    except OSError:
-        return True  # cannot tell: assume it runs, so that nothing is stopped early
-    return _running(out.strip())
-
-
-def _running(stat: str) -> bool:
-    """A ``ps`` state that is a live process: a zombie (``Z``, exited but not reaped) is gone."""
-    return bool(stat) and not stat.startswith("Z")
 
 
 @dataclass
