@@ -11,7 +11,7 @@ import dataclasses
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from envs.concepts import Modality
 from envs.tasks import TaskTemplate
 from evals.scoring import Thresholds
+from fl_core.config import RunConfig
 from graphs.roles import GUIDANCE, Guidance
 
 SUITES_DIR = Path(__file__).parent / "suites"
@@ -62,6 +63,12 @@ class TrainBudget(BaseModel):
     baselines: bool = False
     num_threads: int = Field(default=1, ge=1)
     image_size: int = Field(default=64, ge=16, le=512, description="pixels per side the sites' images train at")
+    # The client optimizer is the consortium's, fixed for every model (the training tools' defaults,
+    # ``fl_core.config.RunConfig``, unless the suite sets them): an agent may still pass its own lr or
+    # batch size to launch_training, and S4 judges the outcome that reaches.
+    optimizer: Literal["sgd", "adam"] = RunConfig.optimizer
+    lr: float = Field(default=RunConfig.lr, gt=0, le=10, description="client learning rate a launch gets unless it sets one")
+    batch_size: int = Field(default=RunConfig.batch_size, ge=1, le=1024, description="local mini-batch a launch gets unless it sets one")
 
 
 class SuiteTask(BaseModel):

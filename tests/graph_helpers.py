@@ -6,6 +6,7 @@ import shutil
 from pathlib import Path
 
 from envs.readonly import make_writable
+from evals.suite import load_suite
 
 #: private copy -> the shared build it was copied from (score_run calibrates there, once per run).
 _ORIGIN: dict[Path, Path] = {}
@@ -57,8 +58,9 @@ def counting_model():
 
 #: The reference set graph tests calibrate (cheap; the scripted S3's choice is added on demand).
 TEST_REFERENCE = ("fedavg", "fedprox", "fedbn")
-#: What ``run_config`` tells S4 to launch with.
-TEST_TRAIN = {"rounds": 5, "local_epochs": 2, "image_size": 32, "baselines": False}
+#: What ``run_config`` tells S4 to launch with: the full suite's training, so the graph tests and the
+#: full-suite eval (both on the TEST_SCALE builds) calibrate and share one reference table per task.
+TEST_TRAIN = {k: v for k, v in load_suite("full").train.model_dump().items() if k != "num_threads"}
 
 
 def score_run(state: dict, key, task_id: str, env: Path, run_dir: Path, train: dict | None = None,

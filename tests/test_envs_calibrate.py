@@ -98,14 +98,21 @@ def test_unknown_task_or_algorithm_is_refused_with_the_choices(env_dir):
 
 
 def test_cli_calibrates_prints_the_table_and_exits_2_on_bad_input(env_dir, tmp_path, capsys):
+    from evals.reference import reference_path, reference_settings
+    from evals.suite import load_suite
     from fedagentbench.cli import main
 
-    argv = ["envs", "calibrate", str(env_dir), "--task", TASK, "--rounds", "1", "--image-size", "16",
-            "--algorithms", "fedavg"]
+    # the full suite's settings (Adam, its batch and epochs), two of them overridden to keep it tiny
+    argv = ["envs", "calibrate", str(env_dir), "--task", TASK, "--suite", "full", "--rounds", "1",
+            "--image-size", "16", "--algorithms", "fedavg"]
     assert main(argv) == 0
     out = capsys.readouterr().out
     assert "fedavg" in out and "baselines: local-only mean" in out and "best: fedavg" in out
+    want = reference_settings({**load_suite("full").train.model_dump(), "rounds": 1, "image_size": 16})
+    assert want.optimizer == "adam" and reference_path(env_dir, TASK, want).exists()
     assert main(["envs", "calibrate", str(env_dir), "--task", "nope"]) == 2
+    assert main(["envs", "calibrate", str(env_dir), "--task", TASK, "--suite", "nightly"]) == 2
+    assert "shipped suites" in capsys.readouterr().err
     assert main(["envs", "calibrate", str(tmp_path / "missing"), "--task", TASK]) == 2
     assert "build it first" in capsys.readouterr().err
 

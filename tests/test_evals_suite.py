@@ -68,6 +68,20 @@ def test_thresholds_are_read_from_the_suite(tmp_path):
     assert th.c1_min_f1 == 0.5 and th.c2_min_recall["duplicate"] == 0.6 and th.c2_min_recall["corrupt"] == 1.0
 
 
+def test_a_suites_client_optimizer_is_part_of_its_reference_settings(tmp_path):
+    from evals.reference import reference_settings
+
+    path = tmp_path / "s.yaml"
+    path.write_text("tasks: [{task: xray-pneumonia, modality: xray}]\n"
+                    "train: {rounds: 5, optimizer: adam, lr: 0.001, batch_size: 16}\n")
+    adam = reference_settings(load_suite(path).train.model_dump())
+    assert (adam.optimizer, adam.lr, adam.batch_size) == ("adam", 0.001, 16)
+    path.write_text("tasks: [{task: xray-pneumonia, modality: xray}]\ntrain: {rounds: 5}\n")
+    sgd = reference_settings(load_suite(path).train.model_dump())
+    assert (sgd.optimizer, sgd.lr, sgd.batch_size) == ("sgd", 0.05, 32)  # the training tools' defaults
+    assert adam.digest() != sgd.digest()
+
+
 def test_the_shipped_suites_state_their_s3_and_s4_margins():
     for name in ("smoke", "full"):
         raw = load_suite(Path(__file__).parents[1] / "evals" / "suites" / f"{name}.yaml")
@@ -83,6 +97,8 @@ def test_the_shipped_suites_state_their_s3_and_s4_margins():
     ("tasks: [{task: xray-pneumonia, modality: xray}]\nthresholds: {s3_margin: 5}", "s3_margin"),
     ("tasks: [{task: xray-pneumonia, modality: xray}]\nthresholds: {s4_margin: lots}", "s4_margin"),
     ("tasks: []", "at least 1"),
+    ("tasks: [{task: xray-pneumonia, modality: xray}]\ntrain: {optimizer: rmsprop}", "adam"),
+    ("tasks: [{task: xray-pneumonia, modality: xray}]\ntrain: {lr: 0}", "lr"),
 ])
 def test_bad_suites_fail_with_a_message_that_says_what_is_valid(tmp_path, text, match):
     path = tmp_path / "bad.yaml"

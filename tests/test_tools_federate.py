@@ -83,12 +83,17 @@ def test_training_job_runs_to_a_report(clients, tmp_path):
         manager.stop_all()
 
 
-def test_stop_ends_a_running_job(clients, tmp_path):
+def test_stop_ends_a_running_job_and_a_launch_keeps_the_consortium_optimizer_unless_told(clients, tmp_path):
     manager = JobManager(tmp_path / "runs")
-    tools = _tools(make_training_tools(clients, tmp_path / "runs", DEFAULTS, manager=manager))
+    consortium = {**DEFAULTS, "optimizer": "adam", "lr": 1e-3}  # what a suite's train: block fixes
+    tools = _tools(make_training_tools(clients, tmp_path / "runs", consortium, manager=manager))
     try:
         job = tools["launch_training"].invoke({"algorithm": "fedavg", "rounds": 200,
                                                "sites": ["site_01", "site_02"]})
+        assert (job["optimizer"], job["lr"], job["batch_size"]) == ("adam", 1e-3, 8)
+        told = tools["launch_training"].invoke({"algorithm": "fedavg", "rounds": 200, "lr": 0.05, "batch_size": 4})
+        assert (told["optimizer"], told["lr"], told["batch_size"]) == ("adam", 0.05, 4)
+        tools["stop_training"].invoke({"job_id": told["job_id"]})
         stopped = tools["stop_training"].invoke({"job_id": job["job_id"]})
         assert stopped["state"] == "stopped"
         assert stopped["rounds_done"] < 200

@@ -120,8 +120,10 @@ class LaunchArgs(BaseModel):
     sites: list[str] | None = Field(default=None, description="approved site ids to train on (default: all)")
     rounds: int = Field(default=5, ge=1, le=200, description="communication rounds")
     local_epochs: int = Field(default=1, ge=1, le=20, description="local epochs per round")
-    lr: float | None = Field(default=None, gt=0, le=10, description="client learning rate (default: runtime's)")
-    batch_size: int | None = Field(default=None, ge=1, le=1024)
+    lr: float | None = Field(default=None, gt=0, le=10, description="client learning rate; leave unset for the "
+                              "consortium's setting, which launch_training's answer shows with its optimizer")
+    batch_size: int | None = Field(default=None, ge=1, le=1024, description="local mini-batch; leave unset for the "
+                                   "consortium's setting")
     algorithm_params: dict[str, float | int | str | bool] = Field(
         default_factory=dict, description="hyper-parameters of the algorithm (see the catalog), e.g. {'mu': 0.01}")
     baselines: bool = Field(default=False, description="also train local-only and pooled baselines (slower)")
@@ -204,7 +206,8 @@ def make_training_tools(client_dirs: dict[str, Path], out_dir: Path, defaults: d
             raise ToolException(f"cannot configure the run: {str(exc)[:300]}") from None
         job = jobs.launch(cfg, chosen, baselines)
         return {"job_id": job.job_id, "state": job.state, "algorithm": algorithm, "sites": chosen,
-                "rounds": rounds, "local_epochs": local_epochs, "baselines": baselines,
+                "rounds": rounds, "local_epochs": local_epochs, "optimizer": cfg.optimizer, "lr": cfg.lr,
+                "batch_size": cfg.batch_size, "baselines": baselines,
                 "bn_calibration": bn_calibration, "global_pool": global_pool, "engine": engine,
                 "shares": list(cfg.shares), "privacy_note": privacy_note(cfg.shares)}
 

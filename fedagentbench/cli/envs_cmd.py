@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -43,10 +44,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = actions.add_parser("calibrate", help="train every algorithm on a task's clean data: its reference table")
     p.add_argument("dir", help="a built environment")
     p.add_argument("--task", required=True, help="one of the environment's tasks (`envs show DIR` lists them)")
-    p.add_argument("--rounds", type=int, default=5, help="federated rounds (default 5, as launch_training)")
-    p.add_argument("--local-epochs", type=int, default=1, help="local epochs per round (default 1)")
-    p.add_argument("--image-size", type=int, default=64, help="image side in pixels (default 64)")
-    p.add_argument("--seed", type=int, default=0, help="training seed: splits and initialisation (default 0)")
+    p.add_argument("--suite", default=None,
+                   help="train with this suite's train: settings (e.g. full), so eval finds the table; "
+                        "the flags below override single settings")
+    p.add_argument("--rounds", type=int, default=None, help="federated rounds (default 5, as launch_training)")
+    p.add_argument("--local-epochs", type=int, default=None, help="local epochs per round (default 1)")
+    p.add_argument("--image-size", type=int, default=None, help="image side in pixels (default 64)")
+    p.add_argument("--optimizer", choices=("sgd", "adam"), default=None, help="client optimizer (default sgd)")
+    p.add_argument("--lr", type=float, default=None, help="client learning rate (default 0.05)")
+    p.add_argument("--batch-size", type=int, default=None, help="local mini-batch (default 32)")
+    p.add_argument("--seed", type=int, default=None, help="training seed: splits and initialisation (default 0)")
     p.add_argument("--algorithms", nargs="+", help="default: every registered algorithm")
     p.set_defaults(func=_calibrate)
 
@@ -132,9 +139,16 @@ def _register(args: argparse.Namespace) -> int:
 def _calibrate(args: argparse.Namespace) -> int:
     from envs.calibrate import calibrate
     from evals.reference import reference_path, reference_settings
+    from evals.suite import load_suite
 
-    settings = reference_settings({"rounds": args.rounds, "local_epochs": args.local_epochs,
-                                   "image_size": args.image_size, "seed": args.seed})
+    try:
+        base = load_suite(args.suite).train.model_dump() if args.suite else {}
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    flags = {"rounds": args.rounds, "local_epochs": args.local_epochs, "image_size": args.image_size,
+             "optimizer": args.optimizer, "lr": args.lr, "batch_size": args.batch_size, "seed": args.seed}
+    settings = reference_settings({**base, **{k: v for k, v in flags.items() if v is not None}})
     console = Console()
     with Progress(TextColumn("calibrating {task.description}"), BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), console=console) as bar:
@@ -156,7 +170,8 @@ def _calibrate(args: argparse.Namespace) -> int:
 def _print_reference(console: Console, table) -> None:
     """Best algorithm, baselines and every row, best first."""
     out = Table(title=f"{table.task_id}: {table.settings.rounds} rounds x {table.settings.local_epochs} epoch(s), "
-                      f"{table.settings.image_size} px, seed {table.settings.seed}")
+                      f"{table.settings.image_size} px, {table.settings.optimizer} lr {table.settings.lr:g} "
+                      f"batch {table.settings.batch_size}, seed {table.settings.seed}")
     for col in ("algorithm", "model", "outcome", "global", "personal", "seconds"):
         out.add_column(col)
     rows = sorted(table.rows.values(), key=lambda r: (-(r.outcome if r.outcome is not None else -1), r.algorithm))
