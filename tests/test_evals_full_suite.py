@@ -10,13 +10,14 @@ import pandas as pd
 import pytest
 
 from evals.results import ROLES, load_rows
+from tests.graph_helpers import TEST_REFERENCE
 
 #: The full suite in CI: every template once, small. ``scripted`` ignores the prompt style (its rules
 #: are the same under both), so one style covers every task's environment, request and answer key.
-#: Its reference tables hold three algorithms (one per family the scripted S3 picks from); a trial's
-#: choice outside them is calibrated on demand by the scorer.
+#: Its reference tables hold the graph tests' three algorithms (tests/graph_helpers.TEST_REFERENCE,
+#: so both share one table per task); a trial's choice outside them is calibrated on demand.
 FULL_CI = ["--suite", "full", "--guidance", "fine-grained", "--scale", "0.3",
-           "--reference-algorithms", "fedavg", "fedprox", "fedbn"]
+           "--reference-algorithms", *TEST_REFERENCE]
 
 
 @pytest.mark.slow

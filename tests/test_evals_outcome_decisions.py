@@ -34,9 +34,10 @@ TRAIN = {**SMALL_SITES, "rounds": 5, "image_size": 32, "baselines": False}
 CANDIDATES = ("fedavg", "feddyn", "fedavgm", "fedadagrad")
 #: Chance is 1/n classes; "clearly above" means at least this much more balanced accuracy.
 MARGIN = 0.15
-#: The scripted run whose model must beat chance trains at 64 px (histopathology's texture: FedAvg
-#: 0.59 at 32 px, 0.78-0.90 at 64 px); its reference table holds the scripted choice only.
-TRAIN_64 = {**TRAIN, "image_size": 64}
+#: What the scripted S3 picks for sites this small (graphs/scripted/roles.SMALL_SITE_PICKS). Its run
+#: at 32 px reached 0.915 pooled balanced accuracy (client mean 0.851; reference 0.963) on
+#: 2026-12-04, where FedAvg's reached 0.594, so the test no longer trains at 64 px.
+SCRIPTED_CHOICE = "knnper"
 
 
 @pytest.fixture(scope="module")
@@ -44,12 +45,13 @@ def histo(tmp_path_factory):
     from envs.calibrate import calibrate
 
     built = build("histopathology", tmp_path_factory.mktemp("histo") / "env", seed=0, scale=1.0)
-    table = calibrate(built.root, TASK, reference_settings(TRAIN), list(CANDIDATES))
+    # with the scripted choice from the start, so every test here reads the same best outcome
+    table = calibrate(built.root, TASK, reference_settings(TRAIN), [*CANDIDATES, SCRIPTED_CHOICE])
     return built, table
 
 
 def _run(built, tmp_path, schema: str | None = None, alter=None, train: dict = TRAIN,
-         reference: tuple[str, ...] = CANDIDATES) -> tuple[dict, dict]:
+         reference: tuple[str, ...] = (*CANDIDATES, SCRIPTED_CHOICE)) -> tuple[dict, dict]:
     """The scripted graph on TASK (one tool call altered when ``schema`` is given): (state, scores)."""
     from graphs.scripted.model import ScriptedChatModel
     from graphs.server import build_graph
@@ -64,7 +66,8 @@ def _run(built, tmp_path, schema: str | None = None, alter=None, train: dict = T
 
 def test_the_scripted_federated_model_beats_chance_clearly_and_passes_every_role(histo, tmp_path):
     built, _ = histo
-    state, scores = _run(built, tmp_path, train=TRAIN_64, reference=("fedavg",))
+    state, scores = _run(built, tmp_path)
+    assert state["algorithm"]["algorithm"] == SCRIPTED_CHOICE
     failed = {r: s.explanation for r, s in scores.items() if not s.passed}
     assert not failed, failed
     bal = state["training"]["metrics"]["balanced_accuracy"]
