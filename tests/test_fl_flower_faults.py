@@ -37,7 +37,7 @@ def test_a_killed_supernode_leaves_the_run_by_min_clients(sites, tmp_path):
     """Policy: a site that does not reply within round_timeout is dropped; the run goes on while at
     least min_clients sites reply (here 1 of 2)."""
     cfg = run_cfg(sites, tmp_path / "run", engine="flower-deployment", rounds=3, min_clients=1)
-    with Federation("flower-deployment", sites, tmp_path / "federation", FlowerOptions(round_timeout=20)) as fed:
+    with Federation("flower-deployment", sites, tmp_path / "federation", FlowerOptions(round_timeout=12)) as fed:
         started = groups(fed)
         victim = fed.nodes["site1"]
         history = Path(cfg.out_dir) / "history.jsonl"
