@@ -10,9 +10,9 @@ TORCH_THREADS ?= 1
 # and builds and reference tables were shared by the workers (903 s before; 3 workers were slower,
 # the work is CPU-bound). It took 716 s on 2026-12-05, once the full suite and the graph tests trained
 # with the SMALL_SITES optimizer (3 local epochs at batch 16 instead of 2 at 32). TEST_JOBS=0 runs
-# in this process. --no-loadscope-reorder keeps the
-# collection order (slow modules first, tests/conftest.py): xdist's default hands out modules with the
-# most tests first, which started the one-test, ~3-minute full-suite module last.
+# in this process. --no-loadscope-reorder keeps the collection order (slow modules first,
+# tests/conftest.py): xdist's default hands out modules with the most tests first, which started the
+# one-test, ~3-minute full-suite module last.
 TEST_JOBS ?= 2
 XDIST := -n $(TEST_JOBS) --dist loadscope --no-loadscope-reorder
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from evals.outcome_rules import best_of_z, noise_margin
+from evals.outcome_rules import table_noise
 from evals.reference import load_reference, reference_settings
 from evals.results import load_rows
 from evals.suite import load_suite, template
@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
             missing.append(t.task)
             continue
         tpl = template(t.modality, t.task)
-        margin = max(suite.judged_by.s3_margin, noise_margin(table.test_sizes, best_of_z(len(table.rows))))
+        margin = max(suite.judged_by.s3_margin, table_noise(table))  # what S3 is judged with
         best, top = table.best()
         chance = 1 / len(tpl.target_classes)
         flat = sum(1 for r in table.rows.values() if r.global_bacc is not None and r.global_bacc <= chance + AT_CHANCE)

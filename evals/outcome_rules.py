@@ -50,6 +50,11 @@ def noise_margin(test_sizes: list[int], z: float = NOISE_Z) -> float:
     return z * math.sqrt(2) * math.sqrt(sum(0.25 / n for n in sizes)) / len(sizes)
 
 
+def table_noise(table: ReferenceTable) -> float:
+    """The noise margin of a table's choices: its test splits, and the best of its rows by chance."""
+    return noise_margin(table.test_sizes, best_of_z(len(table.rows)))
+
+
 def s3_verdict(table: ReferenceTable, chosen: str, margin: float,
                family: list[str] | None = None) -> OutcomeVerdict:
     """S3 passes when ``chosen`` is within ``margin`` of the best outcome.
@@ -63,7 +68,7 @@ def s3_verdict(table: ReferenceTable, chosen: str, margin: float,
         why = "failed in calibration" if chosen in table.rows else "is not in the reference table"
         return OutcomeVerdict(None, f"{chosen} {why}; calibrate it to judge S3", {"chosen": chosen})
     best, top = table.best()
-    noise = noise_margin(table.test_sizes, best_of_z(len(table.rows)))
+    noise = table_noise(table)
     suite_margin, margin = margin, max(margin, noise)
     near = table.within(margin)
     acceptable, note = near, "outcome alone"

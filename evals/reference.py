@@ -20,6 +20,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from fl_core.config import RunConfig
+
 #: Bump when the way a table is computed changes, so cached tables of the old way are recomputed.
 REFERENCE_VERSION = 2
 
@@ -34,9 +36,9 @@ class ReferenceSettings(BaseModel):
     model: str = "tiny_cnn"
     image_size: int = 64
     seed: int = 0
-    lr: float = 0.05
-    batch_size: int = 32
-    optimizer: Literal["sgd", "adam"] = "sgd"
+    lr: float = RunConfig.lr
+    batch_size: int = RunConfig.batch_size
+    optimizer: Literal["sgd", "adam"] = RunConfig.optimizer
     bn_calibration: Literal["none", "local"] = "none"
     global_pool: Literal["avg", "catavgmax"] = "avg"
 

@@ -17,17 +17,16 @@ import pytest
 
 from envs.build import build
 from envs.tasks import GENERIC
-from evals.outcome_rules import best_of_z, noise_margin
+from evals.outcome_rules import table_noise
 from evals.reference import reference_settings
 from evals.scoring import Thresholds
-from fl_core.presets import SMALL_SITES
-from tests.graph_helpers import private_env, run_config, score_run
+from tests.graph_helpers import TEST_TRAIN, private_env, run_config, score_run
 from tests.test_evals_wrong_decisions import AlteredScripted, Transcript
 
 pytestmark = pytest.mark.slow
 
 TASK = "histo-tumor-detection"  # no implicit goal; the old key accepted every GENERIC name
-TRAIN = {**SMALL_SITES, "rounds": 5, "image_size": 32, "baselines": False}
+TRAIN = dict(TEST_TRAIN)  # the full suite's SMALL_SITES training, 5 rounds at 32 px
 #: Old acceptable-set members calibrated beside the scripted choice. Measured 2026-12-04 at TRAIN:
 #: kNN-Per 0.963 (best), FedAvg 0.760, FedAdagrad 0.517 (FedDyn 0.791, FedAvgM 0.598 dropped, ~4 s
 #: each): both fall outside the margin of the best. Which one is poor is still found by calibrating.
@@ -82,7 +81,7 @@ def _only_failure(scores: dict, role: str) -> None:
 
 def test_an_old_acceptable_name_with_a_poor_measured_outcome_fails_s3(histo, tmp_path):
     built, table = histo
-    noise = noise_margin(table.test_sizes, best_of_z(len(table.rows)))
+    noise = table_noise(table)
     margin = max(Thresholds().s3_margin, noise)  # what S3 is judged with
     best, top = table.best()
     poor = [n for n in CANDIDATES if n in GENERIC and table.outcome(n) is not None

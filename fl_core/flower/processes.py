@@ -66,8 +66,6 @@ def group_alive(pgid: int) -> bool:
     return any(int(p) == pgid and running_state(s) for p, s in (line.split() for line in out.splitlines()))
 
 
-
-
 @dataclass
 class Started:
     """One command started by :class:`Processes`."""

@@ -236,7 +236,7 @@ def s3(t: Transcript) -> Call:
     goals = t.input["task_spec"].get("implicit_goals", [])
     median = _median_site(stats)
     if median is not None and median < SMALL_SITE_MEDIAN:
-        pick = next((e for n in SMALL_SITE_PICKS for e in entries if e["name"] == n and not e.get("shares")), None)
+        pick = _first_weights_only(entries, SMALL_SITE_PICKS)
         if pick:
             return "submit_AlgorithmChoice", {
                 "algorithm": pick["name"],
@@ -246,7 +246,7 @@ def s3(t: Transcript) -> Call:
                           + f": {pick['key_idea']}"}
     missing = stats.get("clients_missing_a_class") if isinstance(stats, dict) else None
     if "feature_skew" in goals and missing:
-        pick = next((e for n in MISSING_CLASS_PICKS for e in entries if e["name"] == n and not e.get("shares")), None)
+        pick = _first_weights_only(entries, MISSING_CLASS_PICKS)
         if pick:
             return "submit_AlgorithmChoice", {
                 "algorithm": pick["name"],
@@ -265,6 +265,11 @@ def s3(t: Transcript) -> Call:
         return "submit_AlgorithmChoice", {"algorithm": "fedprox",
                                           "reason": f"label skew {skew:.2f} across sites; FedProx limits client drift"}
     return "submit_AlgorithmChoice", {"algorithm": "fedavg", "reason": "no implicit goal and moderate skew: FedAvg"}
+
+
+def _first_weights_only(entries: list[dict[str, Any]], names: tuple[str, ...]) -> dict[str, Any] | None:
+    """The catalog entry of the first of ``names`` that uploads nothing but weights (None: none is listed)."""
+    return next((e for n in names for e in entries if e["name"] == n and not e.get("shares")), None)
 
 
 def _median_site(stats: Any) -> float | None:
