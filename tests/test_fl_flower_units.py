@@ -1,10 +1,14 @@
 """The Flower engine's parts that run without Flower processes (fast): records, pooled metrics,
-a site's data and training against the in-process engine's, the exchange policy, the commands."""
+a site's data and training against the in-process engine's, the exchange policy, the commands, and
+the fork server that stands in for Flower's app commands (one warm process, no federation)."""
 
 from __future__ import annotations
 
 import argparse
 import math
+import subprocess
+import sys
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -265,3 +269,37 @@ def test_a_serverapp_that_exited_without_a_summary_is_noticed(tmp_path):
         running.kill()
         running.wait()
         exited.wait()
+
+
+def test_a_deployment_superlink_forks_its_serverapps_and_a_simulation_one_does_not(tmp_path):
+    link = superlink_command(9100, fork_server=str(tmp_path / "link"))
+    assert link[link.index("--fork-server") + 1] == str(tmp_path / "link")
+    assert "--fork-server" not in superlink_command(9100, simulation=True, fork_server=str(tmp_path / "link"))
+    assert "--fork-server" not in superlink_command(9100)
+
+
+def test_the_fork_server_runs_flowers_own_command_and_passes_its_exit_code_and_output(tmp_path):
+    """The ``flwr-serverapp`` stand-in (alone on PATH, so Flower's own script cannot answer) reaches
+    the warm server, whose forked child runs Flower's entry point with the stand-in's arguments and
+    streams: its help on stdout, and argparse's exit code 2 for a bad flag. The ClientApp's server is
+    the same code, run by every deployment test."""
+    script = f"""
+import os, subprocess
+from pathlib import Path
+from fl_core.flower import zygote
+zygote.install(Path({str(tmp_path)!r}), "flwr-serverapp")
+env = {{**os.environ, "PATH": {str(tmp_path / "bin")!r}}}
+ok = subprocess.run(["flwr-serverapp", "--help"], capture_output=True, text=True, env=env)
+bad = subprocess.run(["flwr-serverapp", "--no-such-flag"], capture_output=True, text=True, env=env)
+print(ok.returncode, bad.returncode)
+print(ok.stdout)
+"""
+    out = subprocess.run([sys.executable, "-c", script], check=False, capture_output=True, text=True, timeout=120,
+                         cwd=Path(__file__).resolve().parents[1])
+    assert out.returncode == 0, out.stderr
+    codes, _, helptext = out.stdout.partition("\n")
+    assert codes.split() == ["0", "2"] and "flwr-serverapp" in helptext and "--runtime-api-address" in helptext
+    from fl_core.flower import zygote
+
+    with pytest.raises(ValueError, match="no fork server"):
+        zygote.install(tmp_path, "flwr-simulation")

@@ -76,9 +76,15 @@ def write_app(folder: Path) -> Path:
     return folder
 
 
-def superlink_command(port: int, simulation: bool = False, database: str = ":flwr-in-memory:") -> list[str]:
-    """``flower-superlink`` for a local run: insecure (local testing only), no ``uv sync`` per run."""
-    cmd = [sys.executable, "-m", "fl_core.flower.link_main", "--", "--insecure", "--isolation", "subprocess",
+def superlink_command(port: int, simulation: bool = False, database: str = ":flwr-in-memory:",
+                      fork_server: str | None = None) -> list[str]:
+    """``flower-superlink`` for a local run: insecure (local testing only), no ``uv sync`` per run.
+
+    ``fork_server``: a folder for the ServerApp fork server's stand-in (a deployment's SuperLink
+    only; a simulation has no ``flwr-serverapp`` process to fork).
+    """
+    ours = ["--fork-server", fork_server] if fork_server and not simulation else []
+    cmd = [sys.executable, "-m", "fl_core.flower.link_main", *ours, "--", "--insecure", "--isolation", "subprocess",
            "--host", LOCALHOST, "--port", str(port), "--disable-runtime-dependency-installation"]
     if database != ":flwr-in-memory:":
         cmd += ["--database", database]
@@ -236,7 +242,8 @@ class Federation:
         self._stack.enter_context(_sigterm_as_exit())
         self.procs = self._stack.enter_context(Processes(self.work / "flower_logs", env))
         try:
-            self.link = self.procs.start("superlink", superlink_command(self.port, self.simulation))
+            fork = str(self.work / "flower_link") if self.options.fork_server else None
+            self.link = self.procs.start("superlink", superlink_command(self.port, self.simulation, fork_server=fork))
             wait_http(self.port, self.link, self.options.connect_timeout, "the SuperLink")
             if not self.simulation:
                 for k in self.sites:

@@ -13,11 +13,7 @@ are forked from a warm parent instead of importing torch afresh.
 from __future__ import annotations
 
 import argparse
-import atexit
-import os
-import shutil
 import sys
-import tempfile
 import time
 import types
 from pathlib import Path
@@ -55,14 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     if ours.fork_server:
         from fl_core.flower import zygote
 
-        folder = Path(ours.fork_server)
-        zygote.write_stand_in(folder / "bin")
-        sock_dir = tempfile.mkdtemp(prefix="fab-node-")  # short: a socket path has at most 107 bytes
-        atexit.register(shutil.rmtree, sock_dir, True)
-        sock = os.path.join(sock_dir, "clientapp.sock")
-        zygote.start(sock)
-        os.environ[zygote.ZYGOTE_ENV] = sock
-        os.environ["PATH"] = os.pathsep.join([str(folder / "bin"), os.environ.get("PATH", "")])
+        zygote.install(Path(ours.fork_server), "flwr-clientapp")
     from fl_core.flower.watchdog import watch_parent
 
     watch_parent()

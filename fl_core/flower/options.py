@@ -32,8 +32,9 @@ class FlowerOptions:
             cost per round on loopback.
         superexec_poll_interval: seconds between a SuperExec's checks for tasks (Flower's
             ``FLWR_SUPEREXEC_TASK_POLL_INTERVAL``, default 1 s).
-        fork_server: fork each SuperNode's per-message ClientApp process from a warm parent
-            (:mod:`fl_core.flower.zygote`) instead of starting Python and importing torch anew.
+        fork_server: fork each SuperNode's per-message ClientApp process, and a deployment's
+            per-run ServerApp process, from a warm parent (:mod:`fl_core.flower.zygote`) instead of
+            starting Python and importing torch anew.
     """
 
     connect_timeout: float = 120.0
