@@ -25,6 +25,9 @@ log = logging.getLogger(__name__)
 EXIT_FILE = "exit.json"
 #: Environment variable telling a job which pid launched it (the watchdog's parent).
 PARENT_ENV = "FEDAGENTBENCH_JOB_PARENT"
+#: Set for a job forked by :mod:`tools.job_server`: the launcher's start time (:func:`start_time`).
+#: Such a job's parent is the server, so it watches the launcher by pid and start time instead.
+PARENT_STARTED_ENV = "FEDAGENTBENCH_JOB_PARENT_STARTED"
 #: Exit code of a job whose parent died; such a job is restarted on re-attachment.
 PARENT_DIED = 70
 WATCH_SECONDS = 0.5
@@ -74,10 +77,11 @@ def write_exit(job_dir: Path, code: int, reason: str) -> None:
     os.replace(tmp, job_dir / EXIT_FILE)
 
 
-def watch_parent(parent: int, job_dir: Path) -> None:
-    """Exit the job as soon as the process that launched it is gone (we were re-parented)."""
+def watch_parent(parent: int, job_dir: Path, started: str | None = None) -> None:
+    """Exit the job as soon as the process that launched it is gone: we were re-parented, or (a
+    forked job, ``started`` given) that pid no longer runs the process that started then."""
     while True:
-        if os.getppid() != parent:
+        if (not pid_runs(parent, started=started)) if started else os.getppid() != parent:
             write_exit(job_dir, PARENT_DIED, f"the launching process {parent} ended")
             os._exit(PARENT_DIED)
         time.sleep(WATCH_SECONDS)
@@ -90,7 +94,8 @@ def main(config_path: str) -> int:
     job_dir = Path(config_path).parent
     parent = int(os.environ.get(PARENT_ENV, "0") or 0)
     if parent:
-        threading.Thread(target=watch_parent, args=(parent, job_dir), daemon=True, name="parent-watchdog").start()
+        threading.Thread(target=watch_parent, args=(parent, job_dir, os.environ.get(PARENT_STARTED_ENV) or None),
+                         daemon=True, name="parent-watchdog").start()
     spec = json.loads(Path(config_path).read_text())
     cfg = RunConfig(**spec["config"])
     logging.basicConfig(level=logging.INFO)

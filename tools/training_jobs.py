@@ -1,7 +1,9 @@
-"""Federated training runs as background jobs: one subprocess per run, recorded on disk in the run folder.
+"""Federated training runs as background jobs: one process per run, recorded on disk in the run folder.
 
-A subprocess (not a thread) runs :func:`fl_core.run`, so a run can be stopped at any moment and a
-crash in training never takes the agent's graph down with it. Progress is read from the files the
+A process (not a thread) runs :func:`fl_core.run`, so a run can be stopped at any moment and a
+crash in training never takes the agent's graph down with it. The process is forked from this
+process's warm job server (:mod:`tools.job_server`: the imports a fresh Python paid per job were
+most of a small job's time), or is a fresh subprocess where the server is off or cannot start. Progress is read from the files the
 engine writes (``history.jsonl`` after every round, ``summary.json`` at the end).
 
 Each job folder holds a record, ``job.json`` (id, pid, the pid of the process that launched it,
@@ -34,14 +36,15 @@ from pathlib import Path
 from typing import Any
 
 from fl_core.config import RunConfig
+from tools import job_server
 from tools.job_process import EXIT_FILE, PARENT_DIED, PARENT_ENV, pid_runs, send_signal, start_time
 
 log = logging.getLogger(__name__)
 JOB_FILE = "job.json"
 #: A killed job is restarted from its checkpoint at most this many times.
 MAX_RESTARTS = 3
-#: Popen objects of the jobs this process launched (pid -> process), shared by every manager.
-_CHILDREN: dict[int, subprocess.Popen] = {}
+#: Handles of the jobs this process launched (pid -> process), shared by every manager.
+_CHILDREN: dict[int, subprocess.Popen | job_server.ForkedJob] = {}
 
 
 @dataclass
@@ -61,6 +64,7 @@ class JobRecord:
     started: float = 0.0
     config_file: str = "config.json"  # the run's RunConfig and baselines flag, next to this record
     parent_started: str | None = None  # the launcher's start time: tells it from a process with a recycled pid
+    job_started: str | None = None  # the job's own start time (its pid's identity, forked or not)
 
     def save(self) -> None:
         """Write atomically, so a kill never leaves half a record."""
@@ -96,7 +100,8 @@ class Job:
         child = _CHILDREN.get(self.record.pid)
         if child is not None:
             return child.poll() is None
-        return pid_runs(self.record.pid, self.out_dir)
+        started = self.record.job_started  # else (older records) the job folder on its command line
+        return pid_runs(self.record.pid, self.out_dir if started is None else None, started=started)
 
     def exit_info(self) -> dict[str, Any] | None:
         path = self.out_dir / EXIT_FILE
@@ -171,15 +176,24 @@ class JobManager:
         return job
 
     def _start(self, job: Job, threads: int) -> None:
-        """Spawn the job's process (appending to its log) and record its pid."""
+        """Start the job's process (appending to its log) and record its pid."""
         job_dir = job.out_dir
         env = {**os.environ, "OMP_NUM_THREADS": str(threads), PARENT_ENV: str(os.getpid())}
         (job_dir / EXIT_FILE).unlink(missing_ok=True)
-        with open(job_dir / "job.log", "a") as logf:
-            proc = subprocess.Popen([sys.executable, "-m", "tools.job_process", str(job_dir / job.record.config_file)],
-                                    stdout=logf, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        config = job_dir / job.record.config_file
+        proc: subprocess.Popen | job_server.ForkedJob | None = None
+        if job_server.enabled():
+            try:
+                proc = job_server.launch(config, job_dir / "job.log", env)
+            except OSError as exc:
+                log.warning("the job fork server is unavailable (%s); starting a subprocess", exc)
+        if proc is None:
+            with open(job_dir / "job.log", "a") as logf:
+                proc = subprocess.Popen([sys.executable, "-m", "tools.job_process", str(config)],
+                                        stdout=logf, stderr=subprocess.STDOUT, env=env, start_new_session=True)
         _CHILDREN[proc.pid] = proc
         job.record.pid, job.record.parent_pid, job.record.status = proc.pid, os.getpid(), "running"
+        job.record.job_started = start_time(proc.pid)
         job.record.parent_started = start_time(os.getpid())
         job.record.save()
 
