@@ -8,6 +8,7 @@ import argparse
 import math
 import subprocess
 import sys
+import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -21,7 +22,10 @@ from fl_core import RunConfig
 from fl_core.data import load_federation
 from fl_core.engine import Engine
 from fl_core.flower import exchange as exchange_mod
+from fl_core.flower import protocol as P
+from fl_core.flower.exchange import SiteFailure
 from fl_core.flower.launch import node_command, superlink_command
+from fl_core.flower.options import FlowerOptions
 from fl_core.flower.pooled import pooled_metrics, split_stats
 from fl_core.flower.records import (
     message_from,
@@ -35,6 +39,7 @@ from fl_core.flower.records import (
     unpack,
     unpack_from,
 )
+from fl_core.flower.server import FlowerServer
 from fl_core.flower.site import SHARED_FIELDS, Site, algorithm_ref, site_summary
 from fl_core.metrics import classification_metrics
 from fl_core.testing import make_shape_folders
@@ -195,6 +200,67 @@ def test_a_round_keeps_the_replies_and_names_each_failure():
     ex = exchange_mod.exchange(grid, msgs, timeout=0.3, poll=0.01)
     assert set(ex.replies) == {0}
     assert "boom" in ex.failed[1] and "round_timeout" in ex.failed[2] and "offline" in ex.failed[3]
+
+
+class _SlowStartGrid:
+    """Nodes that answer which site they are only ``delay`` seconds after being asked, as a
+    SuperNode does while its ClientApp still imports torch on a loaded machine."""
+
+    def __init__(self, nodes: dict[int, tuple[int, str, list[str]]], delay: float) -> None:
+        self.nodes, self.delay, self.asked = nodes, delay, {}
+
+    def get_node_ids(self):
+        return list(self.nodes)
+
+    def push_messages(self, messages):
+        start = len(self.asked)
+        for i, m in enumerate(messages):
+            self.asked[f"q{start + i}"] = (m.metadata.dst_node_id, time.monotonic())
+        return [f"q{start + i}" for i in range(len(messages))]
+
+    def pull_messages(self, ids):
+        out = []
+        for mid in ids:
+            node, when = self.asked[mid]
+            if time.monotonic() - when >= self.delay:
+                index, name, classes = self.nodes[node]
+                rec = ConfigRecord({P.SITE_INDEX: index, P.SITE_NAME: name, P.SITE_CLASSES: classes,
+                                    P.SITE_TRAIN_SIZE: 10})
+                out.append(SimpleNamespace(metadata=SimpleNamespace(reply_to_message_id=mid),
+                                           has_error=lambda: False,
+                                           content=SimpleNamespace(config_records={P.SITE: rec})))
+        return out
+
+
+@pytest.fixture
+def in_a_run(monkeypatch):
+    """The run, node and task ids Flower's ServerApp runtime sets before the app builds messages."""
+    from flwr.supercore.task_identity import TaskIdentity
+
+    monkeypatch.setattr(TaskIdentity, "_run_id", 1)
+    monkeypatch.setattr(TaskIdentity, "_node_id", 0)
+    monkeypatch.setattr(TaskIdentity, "_task_id", 1)
+
+
+def test_a_site_whose_first_reply_is_slower_than_a_round_still_joins(shapes, tmp_path, in_a_run):
+    """The first question starts a node's ClientApp; a reply after round_timeout but inside
+    connect_timeout is a slow start, not a lost site (CI lost both sites this way)."""
+    cfg = _cfg(shapes, tmp_path)
+    grid = _SlowStartGrid({101: (0, "site0", ["circle", "square"]), 102: (1, "site1", ["circle", "triangle"])},
+                          delay=0.5)
+    opt = FlowerOptions(round_timeout=0.1, connect_timeout=5, poll_interval=0.02)
+    server = FlowerServer(grid, cfg, opt, get_algorithm("fedavg"))
+    server.connect()
+    assert server.nodes == {0: 101, 1: 102} and server.classes == ("circle", "square", "triangle")
+    assert len(grid.asked) == 2  # each node asked once, its question kept open
+
+
+def test_a_node_that_never_says_which_site_it_is_is_named_at_connect_timeout(shapes, tmp_path, in_a_run):
+    grid = _SlowStartGrid({101: (0, "site0", ["circle", "square"]), 102: (1, "site1", ["circle"])}, delay=60)
+    server = FlowerServer(grid, _cfg(shapes, tmp_path), FlowerOptions(connect_timeout=0.3, poll_interval=0.02),
+                          get_algorithm("fedavg"))
+    with pytest.raises(SiteFailure, match=r"'site0', 'site1' did not connect.*2 SuperNode\(s\) connected"):
+        server.connect()
 
 
 # ----------------------------------------------------------------------------------- commands

@@ -87,32 +87,41 @@ class FlowerServer:
 
     # ------------------------------------------------------------------ start of the run
     def connect(self) -> None:
-        """Wait for one SuperNode per site, ask each which site it is, and fix the label space."""
+        """Wait for one SuperNode per site, ask each which site it is, and fix the label space.
+
+        A node's question stays open until ``connect_timeout``, not ``round_timeout``: the first
+        message a SuperNode gets starts its ClientApp (a cold interpreter, or a fork server still
+        importing torch), which on a loaded machine can take longer than a round is allowed, and a
+        node whose first reply came late must not be lost for the whole run.
+        """
         expected = set(range(len(self.site_names)))
         infos: dict[int, dict[str, Any]] = {}
         asked: set[int] = set()
+        pending: dict[str, int] = {}  # message id -> node id, asked and not answered yet
         unanswered: dict[int, str] = {}  # node id -> why it did not say which site it is
         deadline = time.monotonic() + self.opt.connect_timeout
         query = RecordDict({P.RUN: ConfigRecord({P.VAL_FRACTION: self.cfg.val_fraction,
                                                  P.TEST_FRACTION: self.cfg.test_fraction})})
         while set(infos) != expected:
-            new = [n for n in self.grid.get_node_ids() if n not in asked]
+            online = set(self.grid.get_node_ids())
+            new = sorted(online - asked)
             if new:
                 asked.update(new)
-                msgs = {i: Message(content=query, dst_node_id=n, message_type="query") for i, n in enumerate(new)}
-                ex = exchange(self.grid, msgs, min(self.opt.round_timeout, self.opt.connect_timeout),
-                              self.opt.poll_interval)
-                unanswered.update({new[i]: why for i, why in ex.failed.items()})
-                for i, reply in ex.replies.items():
-                    rec = reply.content.config_records[P.SITE]
-                    site = int(rec[P.SITE_INDEX])
-                    if site not in expected or site in infos:
-                        raise SiteFailure(f"a SuperNode says it is site {site}, which is "
-                                          f"{'already connected' if site in infos else 'not in this run'}; "
-                                          f"give each node a distinct site-index in 0..{len(expected) - 1}")
-                    infos[site] = {"node": new[i], **{k: rec[k] for k in (P.SITE_NAME, P.SITE_CLASSES,
-                                                                            P.SITE_TRAIN_SIZE)}}
+                ids = self.grid.push_messages([Message(content=query, dst_node_id=n, message_type="query")
+                                               for n in new])
+                pending.update(zip(ids, new))
+            for reply in self.grid.pull_messages(list(pending)) if pending else ():
+                node = pending.pop(reply.metadata.reply_to_message_id)
+                if reply.has_error():
+                    unanswered[node] = f"its ClientApp failed: {reply.error.reason}"
+                    continue
+                self._identify(node, reply.content.config_records[P.SITE], expected, infos)
+            for mid, node in list(pending.items()):
+                if node not in online:
+                    unanswered[node] = "its SuperNode went offline"
+                    del pending[mid]
             if set(infos) != expected and time.monotonic() > deadline:
+                unanswered.update({node: "no reply" for node in pending.values()})
                 raise SiteFailure(
                     f"site(s) {self._names(expected - set(infos))} did not connect within connect_timeout="
                     f"{self.opt.connect_timeout:g} s; check that their SuperNodes run and reach the SuperLink"
@@ -132,6 +141,16 @@ class FlowerServer:
         self.workspace = Workspace(template)
         self.global_state = clone_state(template.state_dict())
         log.info("all %d sites connected; label space %s", len(self.nodes), self.classes)
+
+    @staticmethod
+    def _identify(node: int, rec: ConfigRecord, expected: set[int], infos: dict[int, dict[str, Any]]) -> None:
+        """Record the site a node says it is, refusing one outside the run or already taken."""
+        site = int(rec[P.SITE_INDEX])
+        if site not in expected or site in infos:
+            raise SiteFailure(f"a SuperNode says it is site {site}, which is "
+                              f"{'already connected' if site in infos else 'not in this run'}; "
+                              f"give each node a distinct site-index in 0..{len(expected) - 1}")
+        infos[site] = {"node": node, **{k: rec[k] for k in (P.SITE_NAME, P.SITE_CLASSES, P.SITE_TRAIN_SIZE)}}
 
     def _server(self, rnd: int, sampled: tuple[int, ...] = (), stage: int = 0) -> ServerContext:
         return ServerContext(rnd, self.info, len(self.site_names), sampled, self.sizes, stage,
