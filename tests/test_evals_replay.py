@@ -73,6 +73,59 @@ def test_volatile_values_in_tool_results_do_not_change_the_key():
     assert key(a) != key(json.dumps({"moved": 4, "seconds": 1.93, "job_id": "job_001_9f3a2c"}))
 
 
+def _status(rounds: int, state: str = "running") -> str:
+    return json.dumps({"job_id": "job_001_aaaaaa", "state": state, "rounds_done": rounds, "rounds_planned": 3,
+                       "elapsed_seconds": 4 * rounds})
+
+
+def _poll(model, statuses: list[str]) -> list:
+    """Drive a launch-then-poll conversation: each status result answers the model's last call."""
+    history = [HumanMessage("train")]
+    replies = []
+    for result in [json.dumps({"job_id": "job_001_aaaaaa", "state": "running"}), *statuses]:
+        reply = model.invoke(history)
+        replies.append(reply)
+        if not reply.tool_calls:
+            break
+        call = reply.tool_calls[0]
+        history += [reply, ToolMessage(result, tool_call_id=call["id"], name=call["name"])]
+    else:
+        replies.append(model.invoke(history))
+    return replies
+
+
+def test_a_job_that_progresses_at_another_pace_replays_its_polls(tmp_path):
+    """How many polls a job takes depends on the machine's load: a model that polls until the end
+    replays whether the live job needs fewer or more polls than the recorded one."""
+    poller = FakeToolCallingModel(replies=[("launch_training", {"algorithm": "fedavg"})]
+                                  + [("training_status", {"job_id": "job_001_aaaaaa"})] * 3 + ["done"])
+    rec = RecordingChatModel(inner=poller, name_in_key="fake", folder=tmp_path)
+    recorded = _poll(rec, [_status(1), _status(2), _status(3, "finished")])
+    for live in ([_status(3, "finished")], [_status(1), _status(1), _status(2), _status(2), _status(3, "finished")]):
+        rep = ReplayChatModel(name_in_key="fake", folder=tmp_path)
+        replayed = _poll(rep, live)
+        assert not rep.misses
+        assert [r.tool_calls[0]["name"] if r.tool_calls else r.content for r in replayed] == (
+            ["launch_training"] + ["training_status"] * len(live) + ["done"])
+        ids = [r.tool_calls[0]["id"] for r in replayed if r.tool_calls]
+        assert len(set(ids)) == len(ids)  # a recorded answer served twice gets ids of its own
+    assert recorded[-1].content == "done"
+
+
+def test_a_model_that_reacted_to_progress_is_a_miss_when_progress_differs(tmp_path):
+    """The recording stopped the job after seeing round 2; a live run whose first report is round 2
+    cannot be told apart by the key, and the two recorded answers differ: the replay refuses."""
+    stopper = FakeToolCallingModel(replies=[("launch_training", {"algorithm": "fedavg"}),
+                                            ("training_status", {"job_id": "job_001_aaaaaa"}),
+                                            ("training_status", {"job_id": "job_001_aaaaaa"}),
+                                            ("stop_training", {"job_id": "job_001_aaaaaa"}), "stopped"])
+    _poll(RecordingChatModel(inner=stopper, name_in_key="fake", folder=tmp_path),
+          [_status(1), _status(2), _status(2, "stopped")])
+    rep = ReplayChatModel(name_in_key="fake", folder=tmp_path)
+    with pytest.raises(ReplayMiss, match="answered 2 ways"):
+        _poll(rep, [_status(2), _status(2, "stopped")])
+
+
 @pytest.mark.slow
 def test_a_recorded_scripted_run_replays_offline_and_rescores_identically(built_envs, tmp_path):
     from graphs.scripted.model import ScriptedChatModel
