@@ -34,27 +34,41 @@ def test_an_interrupted_run_stops_every_process(sites, tmp_path, sig):
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE, text=True, start_new_session=True)
     pids: list[int] = []
-    for line in proc.stderr:  # the launcher logs every process it starts
-        found = re.search(r"started (\S+) \(pid (\d+)\)", line)
-        if found:
-            pids.append(int(found.group(2)))
-        if found and found.group(1).startswith("flwr-run"):
-            break
-    drain = threading.Thread(target=proc.stderr.read, daemon=True)  # a full pipe would block the launcher
-    drain.start()
-    logs = tmp_path / "run" / "flower_logs"
-    deadline = time.monotonic() + 240
-    serverapp = tmp_path / "run" / PID_FILE
-    while time.monotonic() < deadline and proc.poll() is None and not (serverapp.exists() and all(  # mid-run
-            "SuperNode ID" in p.read_text(errors="replace") for p in logs.glob("supernode-*.log"))):
-        time.sleep(0.2)
-    assert proc.poll() is None, "the run ended before it could be interrupted"
-    os.kill(proc.pid, sig)
-    assert proc.wait(60) != 0
-    assert len(pids) == 4  # SuperLink, two SuperNodes, flwr run
-    assert_all_gone(pids)
-    server_pid = int(serverapp.read_text())
-    deadline = time.monotonic() + 15
-    while pid_alive(server_pid) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert not pid_alive(server_pid), "the ServerApp outlived its launcher"
+    try:
+        for line in proc.stderr:  # the launcher logs every process it starts
+            found = re.search(r"started (\S+) \(pid (\d+)\)", line)
+            if found:
+                pids.append(int(found.group(2)))
+            if found and found.group(1).startswith("flwr-run"):
+                break
+        drain = threading.Thread(target=proc.stderr.read, daemon=True)  # a full pipe would block the launcher
+        drain.start()
+        logs = tmp_path / "run" / "flower_logs"
+        deadline = time.monotonic() + 240
+        serverapp = tmp_path / "run" / PID_FILE
+        while time.monotonic() < deadline and proc.poll() is None and not (serverapp.exists() and all(  # mid-run
+                "SuperNode ID" in p.read_text(errors="replace") for p in logs.glob("supernode-*.log"))):
+            time.sleep(0.2)
+        assert proc.poll() is None, "the run ended before it could be interrupted"
+        os.kill(proc.pid, sig)
+        assert proc.wait(60) != 0
+        assert len(pids) == 4  # SuperLink, two SuperNodes, flwr run
+        assert_all_gone(pids)
+        server_pid = int(serverapp.read_text())
+        deadline = time.monotonic() + 15
+        while pid_alive(server_pid) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not pid_alive(server_pid), "the ServerApp outlived its launcher"
+    except BaseException:  # a failed check must not leave a 50-round federation running for the rest of the suite
+        _kill_everything(proc, pids)
+        raise
+
+
+def _kill_everything(proc: subprocess.Popen, pids: list[int]) -> None:
+    """Only after a failure: the pids are then the run's live processes, not numbers reused since."""
+    for pid in [proc.pid, *pids]:
+        try:
+            os.killpg(pid, signal.SIGKILL) if pid == proc.pid else os.kill(pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+    proc.wait()
