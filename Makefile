@@ -9,7 +9,9 @@ TORCH_THREADS ?= 1
 # suite took 675 s on 2026-12-04 after training processes stopped importing timm and scikit-learn
 # and builds and reference tables were shared by the workers (903 s before; 3 workers were slower,
 # the work is CPU-bound). It took 716 s on 2026-12-05, once the full suite and the graph tests trained
-# with the SMALL_SITES optimizer (3 local epochs at batch 16 instead of 2 at 32). TEST_JOBS=0 runs
+# with the SMALL_SITES optimizer (3 local epochs at batch 16 instead of 2 at 32), and 732 s on
+# 2026-12-06 (1,430 passed) with training jobs and Flower apps forked from warm parents; CI's clone,
+# on the same kind of machine, has run 10-15% slower than a session's checkout. TEST_JOBS=0 runs
 # in this process. --no-loadscope-reorder keeps the collection order (slow modules first,
 # tests/conftest.py): xdist's default hands out modules with the most tests first, which started the
 # one-test, ~3-minute full-suite module last.

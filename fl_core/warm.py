@@ -1,4 +1,4 @@
-"""What a warm parent process imports before it forks training processes.
+"""What a warm parent process (a fork server) does before and while it forks training processes.
 
 A fork server (:mod:`fl_core.flower.zygote`) exists so that a per-message or per-job process does not
 pay for its imports. Importing a module is not all of it: torch imports ``torch._dynamo`` (with
@@ -11,7 +11,35 @@ matplotlib (about 0.4 s) is the same kind of one-off cost, paid at the end of ev
 
 from __future__ import annotations
 
-__all__ = ["warm_optimizers", "warm_plotting"]
+import os
+import socket
+from collections.abc import Callable
+
+__all__ = ["listen", "serve_while_parent", "warm_optimizers", "warm_plotting"]
+
+
+def listen(path: str) -> socket.socket:
+    """Bind the server's socket first, before its slow imports, so that an early request waits in
+    the backlog instead of failing for want of the file."""
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    listener.bind(path)
+    listener.listen(16)
+    return listener
+
+
+def serve_while_parent(listener: socket.socket, parent: int,
+                       handle: Callable[[socket.socket, socket.socket], None]) -> None:
+    """Hand each connection to ``handle(conn, listener)`` until ``parent`` is no longer this
+    process's parent (it exited: the server must not outlive what it serves)."""
+    listener.settimeout(1.0)
+    while os.getppid() == parent:
+        try:
+            conn, _ = listener.accept()
+        except TimeoutError:
+            continue
+        conn.settimeout(None)
+        handle(conn, listener)
+    listener.close()
 
 
 def warm_optimizers() -> None:

@@ -126,24 +126,15 @@ def _fork_job(conn: socket.socket, listener: socket.socket) -> None:
 def serve(path: str) -> None:
     """Import what a job needs, then fork a job per request until the launching process exits."""
     parent = os.getppid()
-    listener = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-    listener.bind(path)  # first, so that the first launch waits in the backlog, not for the file
-    listener.listen(16)
+    from fl_core.warm import listen, serve_while_parent, warm_optimizers, warm_plotting
+
+    listener = listen(path)
     import fedagentbench.training  # noqa: F401 - the warm imports this server exists for
     import tools.job_process  # noqa: F401
-    from fl_core.warm import warm_optimizers, warm_plotting
 
     warm_optimizers()
     warm_plotting()
-    listener.settimeout(1.0)
-    while os.getppid() == parent:
-        try:
-            conn, _ = listener.accept()
-        except TimeoutError:
-            continue
-        conn.settimeout(None)
-        _fork_job(conn, listener)
-    listener.close()
+    serve_while_parent(listener, parent, _fork_job)
 
 
 # ---------------------------------------------------------------------------- the launcher's side

@@ -125,27 +125,16 @@ def _handle(command: str, conn: socket.socket, listener: socket.socket) -> None:
 
 def serve(path: str, parent: int, command: str = "flwr-clientapp") -> None:
     """Import ``command``'s dependencies, then fork a child per request until ``parent`` exits."""
-    listener = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-    listener.bind(path)  # first, so that a stand-in that comes early waits in the backlog
-    listener.listen(16)
-    from fl_core.warm import warm_optimizers, warm_plotting
+    from fl_core.warm import listen, serve_while_parent, warm_optimizers, warm_plotting
 
+    listener = listen(path)
     app = APPS[command]
     for module in app.warm:  # the warm imports this server exists for
         importlib.import_module(module)
     warm_optimizers()  # else every child imports torch._dynamo again at its first optimizer
     if app.plots:
         warm_plotting()
-
-    listener.settimeout(1.0)
-    while os.getppid() == parent:
-        try:
-            conn, _ = listener.accept()
-        except TimeoutError:
-            continue
-        conn.settimeout(None)
-        _handle(command, conn, listener)
-    listener.close()
+    serve_while_parent(listener, parent, lambda conn, lst: _handle(command, conn, lst))
 
 
 def start(path: str, command: str = "flwr-clientapp") -> int:
