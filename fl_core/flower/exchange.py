@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from flwr.app import Message
 from flwr.serverapp import Grid
 
-__all__ = ["Exchange", "SiteFailure", "exchange"]
+__all__ = ["Exchange", "Outstanding", "SiteFailure", "exchange"]
 
 log = logging.getLogger(__name__)
 
@@ -31,30 +31,48 @@ class Exchange:
     failed: dict[int, str] = field(default_factory=dict)
 
 
+@dataclass
+class Outstanding:
+    """Messages pushed and not answered yet, each under a key: a site index in a round, a node id
+    while the server still asks nodes which site they are."""
+
+    pending: dict[str, int] = field(default_factory=dict)  # message id -> key
+    node_of: dict[int, int] = field(default_factory=dict)  # key -> node id
+
+    def push(self, grid: Grid, messages: dict[int, Message]) -> None:
+        ids = list(grid.push_messages(list(messages.values())))
+        self.pending.update(zip(ids, messages))
+        self.node_of.update({key: msg.metadata.dst_node_id for key, msg in messages.items()})
+
+    def collect(self, grid: Grid, out: Exchange, online: set[int] | None = None) -> None:
+        """One look: replies that came go to ``out.replies``; an error reply, or a node the SuperLink
+        no longer lists (``online``, asked for when not given), to ``out.failed`` with the reason."""
+        for reply in grid.pull_messages(list(self.pending)) if self.pending else ():
+            key = self.pending.pop(reply.metadata.reply_to_message_id)
+            if reply.has_error():
+                out.failed[key] = f"its ClientApp failed: {reply.error.reason}"
+            else:
+                out.replies[key] = reply
+        if not self.pending:
+            return
+        online = set(grid.get_node_ids()) if online is None else online
+        for mid, key in list(self.pending.items()):
+            if self.node_of[key] not in online:
+                out.failed[key] = "its SuperNode went offline"
+                del self.pending[mid]
+
+
 def exchange(grid: Grid, messages: dict[int, Message], timeout: float, poll: float) -> Exchange:
     """Push ``messages`` (site index -> message) and collect replies until all came or ``timeout``."""
-    ids = list(grid.push_messages(list(messages.values())))
-    pending = {mid: site for mid, site in zip(ids, messages)}
-    node_of = {site: msg.metadata.dst_node_id for site, msg in messages.items()}
-    out = Exchange()
+    waiting, out = Outstanding(), Exchange()
+    waiting.push(grid, messages)
     deadline = time.monotonic() + timeout
-    while pending:
-        for reply in grid.pull_messages(list(pending)):
-            site = pending.pop(reply.metadata.reply_to_message_id)
-            if reply.has_error():
-                out.failed[site] = f"its ClientApp failed: {reply.error.reason}"
-            else:
-                out.replies[site] = reply
-        if not pending:
-            break
-        online = set(grid.get_node_ids())
-        for mid, site in list(pending.items()):
-            if node_of[site] not in online:
-                out.failed[site] = "its SuperNode went offline"
-                del pending[mid]
+    while True:
+        waiting.collect(grid, out)
+        if not waiting.pending:
+            return out
         if time.monotonic() > deadline:
-            for site in pending.values():
+            for site in waiting.pending.values():
                 out.failed[site] = f"no reply within round_timeout={timeout:g} s"
-            break
+            return out
         time.sleep(poll)
-    return out

@@ -27,7 +27,7 @@ from fl_core.client import Workspace
 from fl_core.config import RunConfig
 from fl_core.engine import CRASH_ENV, early_stop, sample_clients
 from fl_core.flower import protocol as P
-from fl_core.flower.exchange import Exchange, SiteFailure, exchange
+from fl_core.flower.exchange import Exchange, Outstanding, SiteFailure, exchange
 from fl_core.flower.options import FlowerOptions
 from fl_core.flower.pooled import pooled_metrics
 from fl_core.flower.records import message_from, message_into, state_from_record, state_to_record, unpack_from
@@ -97,8 +97,7 @@ class FlowerServer:
         expected = set(range(len(self.site_names)))
         infos: dict[int, dict[str, Any]] = {}
         asked: set[int] = set()
-        pending: dict[str, int] = {}  # message id -> node id, asked and not answered yet
-        unanswered: dict[int, str] = {}  # node id -> why it did not say which site it is
+        waiting, answers = Outstanding(), Exchange()  # keyed by node id: the sites are not known yet
         deadline = time.monotonic() + self.opt.connect_timeout
         query = RecordDict({P.RUN: ConfigRecord({P.VAL_FRACTION: self.cfg.val_fraction,
                                                  P.TEST_FRACTION: self.cfg.test_fraction})})
@@ -107,21 +106,12 @@ class FlowerServer:
             new = sorted(online - asked)
             if new:
                 asked.update(new)
-                ids = self.grid.push_messages([Message(content=query, dst_node_id=n, message_type="query")
-                                               for n in new])
-                pending.update(zip(ids, new))
-            for reply in self.grid.pull_messages(list(pending)) if pending else ():
-                node = pending.pop(reply.metadata.reply_to_message_id)
-                if reply.has_error():
-                    unanswered[node] = f"its ClientApp failed: {reply.error.reason}"
-                    continue
-                self._identify(node, reply.content.config_records[P.SITE], expected, infos)
-            for mid, node in list(pending.items()):
-                if node not in online:
-                    unanswered[node] = "its SuperNode went offline"
-                    del pending[mid]
+                waiting.push(self.grid, {n: Message(content=query, dst_node_id=n, message_type="query") for n in new})
+            waiting.collect(self.grid, answers, online)
+            for node in list(answers.replies):
+                self._identify(node, answers.replies.pop(node).content.config_records[P.SITE], expected, infos)
             if set(infos) != expected and time.monotonic() > deadline:
-                unanswered.update({node: "no reply" for node in pending.values()})
+                unanswered = {**answers.failed, **{node: "no reply" for node in waiting.pending.values()}}
                 raise SiteFailure(
                     f"site(s) {self._names(expected - set(infos))} did not connect within connect_timeout="
                     f"{self.opt.connect_timeout:g} s; check that their SuperNodes run and reach the SuperLink"
