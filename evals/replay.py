@@ -215,6 +215,9 @@ class ReplayChatModel(_KeyedModel):
     """Serves recorded responses with no network; a request that was never recorded raises."""
 
     misses: list[str] = Field(default_factory=list, description="every miss so far (shared by bound copies)")
+    by_progress_key: dict[str, list[dict[str, Any]]] = Field(
+        default_factory=dict, description="the folder's records by progress key, read at the first miss of an "
+                                          "exact key (shared by bound copies)")
 
     @property
     def _llm_type(self) -> str:
@@ -247,8 +250,10 @@ class ReplayChatModel(_KeyedModel):
 
     def _by_progress(self, messages: list[BaseMessage], key: str) -> dict[str, Any]:
         """The record whose request differs from this one only in a running job's progress reports."""
-        wanted = self.progress_key(messages)
-        found = [r for r in self._records() if r.get("progress_key") == wanted]
+        if not self.by_progress_key:
+            for record in self._records():
+                self.by_progress_key.setdefault(record.get("progress_key") or "", []).append(record)
+        found = self.by_progress_key.get(self.progress_key(messages), [])
         answers = {_answer(r["response"]) for r in found}
         if len(answers) == 1:
             return found[0]
@@ -263,7 +268,7 @@ class ReplayChatModel(_KeyedModel):
         raise ReplayMiss(msg)
 
     def _records(self) -> list[dict[str, Any]]:
-        """Every record in the folder (read on a miss of the exact key only)."""
+        """Every record in the folder."""
         out = []
         for path in sorted(self.folder.glob("*.json")):
             try:
